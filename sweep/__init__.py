@@ -1,0 +1,1 @@
+"""sweep: Hydra-configured hyper-parameter sweeps for small PyTorch models."""

@@ -1,0 +1,26 @@
+"""Hydra callback that logs a comparison table when a multirun ends."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+log = logging.getLogger(__name__)
+
+
+class SweepCallbacks(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from sweep.report import load_runs, summary_table
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            runs = load_runs(sweep_dir)
+        except Exception as e:  # a summary must never turn a finished sweep into a failure
+            log.warning("no summary for %s: %s", sweep_dir, e)
+            return
+        log.info("sweep finished: %d jobs in %s\n%s", len(runs), sweep_dir, summary_table(runs))

@@ -1,0 +1,114 @@
+"""Atomic, data-only checkpoints: every file is either the old one or the complete new one."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from sweep.errors import CheckpointError
+
+FORMAT = "sweep-checkpoint/1"
+EPOCH_FILE = re.compile(r"^epoch_(\d{3,})\.pt$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then os.replace over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
+    """For writers that want a path (matplotlib): write to a temp path, then os.replace."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
+    return ckpt_dir / f"epoch_{epoch:03d}.pt"
+
+
+def save(state: dict[str, Any], paths: list[Path]) -> None:
+    """Serialise once, then write the same bytes atomically to every path (epoch, last, best)."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buf)
+    data = buf.getvalue()
+    for p in paths:
+        atomic_write_bytes(p, data)
+
+
+def _corrupt(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is corrupt ({reason}); move it away and copy the newest good "
+        "epoch_NNN.pt over last.pt to resume from there, or start a new run directory"
+    )
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Load with weights_only=True: a checkpoint is data, and nothing in it may run code."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise _corrupt(path, "not a torch checkpoint archive")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e)
+        if "GLOBAL" in reason or "Unsupported" in reason:
+            global_name = reason.split("GLOBAL", 1)[-1].split()[0] if "GLOBAL" in reason else "an object"
+            raise CheckpointError(
+                f"checkpoint {path} needs arbitrary unpickling ({global_name}) and is refused; "
+                "only load checkpoints written by sweep"
+            ) from None
+        raise _corrupt(path, reason.strip().splitlines()[0][:120]) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise _corrupt(path, (str(e).strip().splitlines() or [type(e).__name__])[0][:120]) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a sweep checkpoint (no '{FORMAT}' marker); point to a file sweep wrote")
+    return state
+
+
+def epoch_files(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of every epoch_NNN.pt, oldest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := EPOCH_FILE.match(p.name))]
+    return sorted(found)
+
+
+def prune_epoch_files(ckpt_dir: Path, keep: int | None) -> None:
+    """Keep the `keep` newest epoch files; best.pt and last.pt are separate files and always stay."""
+    if keep is None:
+        return
+    files = epoch_files(ckpt_dir)
+    for _, p in files[: max(0, len(files) - keep)]:
+        p.unlink(missing_ok=True)

@@ -1,0 +1,168 @@
+"""Load MNIST-style IDX data once into memory and cut the seed's train/val/test splits."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from sweep.errors import DataError
+
+log = logging.getLogger(__name__)
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+TORCHVISION_CLASS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images as float32 in [0, 1], shape [N, 1, 28, 28]; targets float [N, 1] (binary) or int64 [N]."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def resolve_root(cfg: DictConfig) -> Path:
+    """data.root, or the documented fallbacks when it is null."""
+    if cfg.root is not None:
+        return Path(cfg.root).expanduser().resolve()
+    env = os.environ.get("SWEEP_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if cfg.name == "fashion_mnist" and _flat_files(DEBIAN_FASHION_MNIST, train=True):
+        return DEBIAN_FASHION_MNIST
+    return Path("data").resolve()
+
+
+def _flat_files(root: Path, train: bool) -> tuple[Path, Path] | None:
+    """The (images, labels) IDX files of a flat folder, plain or gzipped, if both are there."""
+    prefix = "train" if train else "t10k"
+    found = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = [root / f"{prefix}-{kind}", root / f"{prefix}-{kind}.gz"]
+        hit = next((p for p in candidates if p.is_file()), None)
+        if hit is None:
+            return None
+        found.append(hit)
+    return found[0], found[1]
+
+
+def _read_idx(path: Path, reader_name: str) -> torch.Tensor:
+    """Read one IDX file with torchvision's own reader; gzipped files are unpacked to a temp dir."""
+    from torchvision.datasets import mnist
+
+    reader = getattr(mnist, reader_name)
+    try:
+        if path.suffix != ".gz":
+            return reader(str(path))
+        with tempfile.TemporaryDirectory(prefix="sweep-idx-") as tmp:
+            plain = Path(tmp) / path.stem
+            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst, length=1 << 20)
+            return reader(str(plain))
+    except (OSError, EOFError, AssertionError, TypeError, ValueError, RuntimeError) as e:
+        raise DataError(f"cannot read IDX file {path} ({type(e).__name__}: {e}); replace it with a good copy") from None
+
+
+@functools.lru_cache(maxsize=8)
+def load_raw(name: str, root: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images [N, 28, 28] and int64 labels [N] of one official split, cached for the process
+    so that the jobs of a multirun read the disk once."""
+    root_path = Path(root)
+    split = "training" if train else "test"
+    flat = _flat_files(root_path, train)
+    if flat is not None:
+        images, labels = _read_idx(flat[0], "read_image_file"), _read_idx(flat[1], "read_label_file")
+    else:
+        images, labels = _load_torchvision(name, root_path, train, download)
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataError(f"the {name} {split} split in {root} is inconsistent: {len(images)} images, {len(labels)} labels")
+    log.info("loaded %s %s split from %s: %d images", name, split, root, len(images))
+    return images, labels.long()
+
+
+def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision import datasets
+
+    cls = getattr(datasets, TORCHVISION_CLASS[name])
+    hint = (
+        f"put the four IDX files ({'train' if train else 't10k'}-images-idx3-ubyte[.gz], ...) in a folder and set "
+        f"data.root=FOLDER, or torchvision's layout under {root}/{cls.__name__}/raw"
+    )
+    if not download and not (root / cls.__name__ / "raw").is_dir():
+        raise DataError(f"no {name} data in {root} and data.download=false: {hint}")
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except RuntimeError as e:
+        if "not found" in str(e).lower():
+            raise DataError(f"no {name} data in {root} and data.download=false: {hint}") from None
+        raise DataError(f"could not download {name} into {root} (no network?): {hint}") from None
+    except OSError as e:
+        raise DataError(f"could not read or download {name} in {root} ({e}): {hint}") from None
+    return ds.data, ds.targets
+
+
+def _to_split(images: torch.Tensor, labels: torch.Tensor, cfg: DictConfig) -> Split:
+    x = images.to(torch.float32).div_(255.0).unsqueeze(1)
+    if cfg.task == "binary":
+        y = (labels < cfg.threshold).to(torch.float32).unsqueeze(1)
+    else:
+        y = labels.clone()
+    return Split(x, y)
+
+
+def load_train_val(cfg: DictConfig) -> tuple[Split, Split]:
+    """The seed's split: the first train_size images of the official training split, then val_size more."""
+    root = resolve_root(cfg)
+    images, labels = load_raw(cfg.name, str(root), True, cfg.download)
+    need = cfg.train_size + cfg.val_size
+    if need > len(images):
+        raise DataError(
+            f"data.train_size + data.val_size = {need} exceeds the {len(images)} images of the {cfg.name} "
+            f"training split in {root}: lower them"
+        )
+    a, b = cfg.train_size, need
+    return _to_split(images[:a], labels[:a], cfg), _to_split(images[a:b], labels[a:b], cfg)
+
+
+def require_test_split(cfg: DictConfig) -> None:
+    """Fail before training, not after it, when the test split is missing; checks files without reading them."""
+    root = resolve_root(cfg)
+    if _flat_files(root, train=False) is not None:
+        return
+    raw = root / TORCHVISION_CLASS[cfg.name] / "raw"
+    if (raw / "t10k-images-idx3-ubyte").is_file() and (raw / "t10k-labels-idx1-ubyte").is_file():
+        return
+    raise DataError(
+        f"the {cfg.name} test split is missing from {root}: add t10k-images-idx3-ubyte[.gz] and "
+        "t10k-labels-idx1-ubyte[.gz] beside the training files"
+    )
+
+
+def load_test(cfg: DictConfig) -> Split:
+    """The official test split (its first test_size images). Only called after model selection."""
+    root = resolve_root(cfg)
+    images, labels = load_raw(cfg.name, str(root), False, cfg.download)
+    n = len(images) if cfg.test_size is None else cfg.test_size
+    if n > len(images):
+        raise DataError(
+            f"data.test_size={n} exceeds the {len(images)} images of the {cfg.name} test split in {root}: "
+            "lower it, or set it to null for the whole split"
+        )
+    return _to_split(images[:n], labels[:n], cfg)
+
+
+def num_outputs(cfg: DictConfig) -> int:
+    return 1 if cfg.task == "binary" else NUM_CLASSES
