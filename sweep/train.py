@@ -212,7 +212,7 @@ def _resume_state(cfg: DictConfig, run_dir: Path) -> Optional[dict]:
     if not last.exists():
         if has_checkpoints:
             raise CheckpointError(f"{ckpt_dir} has epoch checkpoints but no last.pt; copy the newest epoch_NNN.pt to last.pt")
-        log.info("resume=true but %s has no checkpoint yet: starting from epoch 1", run_dir)
+        log.debug("resume=true but %s has no checkpoint yet: starting from epoch 1", run_dir)
         return None
     state = checkpoint.load(last)
     _check_same_config(state["config"], OmegaConf.to_container(cfg, resolve=True), run_dir)
@@ -371,12 +371,16 @@ def _hydra_main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from sweep.pruning import epoch_hook_from_env
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
-        result = train(cfg, run_dir)
+        result = train(cfg, run_dir, epoch_hook=epoch_hook_from_env())
     except UserError as e:
         log.error("%s", e)
+        if hc.mode == RunMode.MULTIRUN:
+            raise  # the sweeper records this job as failed
         raise SystemExit(2) from None
     except TrainingDiverged as e:
         log.error("%s", e)

@@ -1,0 +1,27 @@
+"""Registers `hydra/sweeper: sweep_optuna`: every key of upstream's `optuna` sweeper, plus ours.
+
+Hydra imports every module under hydra_plugins/ at start-up, so this one stays light: no optuna import.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+from hydra.core.config_store import ConfigStore
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+
+
+@dataclass
+class SweepOptunaSweeperConf(OptunaSweeperConf):
+    _target_: str = "hydra_plugins.sweep_optuna_sweeper.sweeper.SweepOptunaSweeper"
+    # none | median | successive_halving | hyperband, with keyword arguments for Optuna's class
+    pruner: str = "none"
+    pruner_args: Dict[str, Any] = field(default_factory=dict)
+    # A trial whose sweeper stops sending heartbeats for grace_period seconds is failed and retried
+    # (at most max_retry times) in its own job directory, from its last epoch checkpoint.
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    max_retry: int = 3
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="sweep_optuna", node=SweepOptunaSweeperConf,
+                             provider="sweep")
