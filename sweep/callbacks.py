@@ -23,4 +23,5 @@ class SweepCallbacks(Callback):
         except Exception as e:  # a summary must never turn a finished sweep into a failure
             log.warning("no summary for %s: %s", sweep_dir, e)
             return
-        log.info("sweep finished: %d jobs in %s\n%s", len(runs), sweep_dir, summary_table(runs))
+        log.info("sweep finished: %d jobs in %s (python -m sweep.report %s for the full report)\n%s",
+                 len(runs), sweep_dir, sweep_dir, summary_table(runs, top=20))

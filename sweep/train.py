@@ -193,6 +193,9 @@ def _stored_result(run_dir: Path, cfg: DictConfig) -> Optional[RunResult]:
     )
     if not done:
         return None
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():  # the stored result must belong to this config, not an earlier run's
+        _check_same_config(checkpoint.load(last)["config"], OmegaConf.to_container(cfg, resolve=True), run_dir)
     known = set(RunResult.__dataclass_fields__) - {"extra"}
     extra = {k: v for k, v in stored.items() if k not in known}
     return RunResult(**{k: stored.get(k) for k in known if k in stored}, extra=extra)

@@ -164,3 +164,9 @@ def test_real_fashion_mnist_from_debian(tmp_path, monkeypatch):
                    "data.download=false", "trainer.epochs=2", "model.num_hidden=64", "optimizer.lr=0.05"])
     result = train(cfg, tmp_path)
     assert result.best_val_acc > 0.6 and result.test_acc > 0.6  # 10 classes: chance is 0.1
+
+
+def test_stored_result_of_another_config_is_not_returned(idx_root, tmp_path):
+    train(compose(tiny(idx_root)), tmp_path)
+    with pytest.raises(RunDirError, match="started with model.num_hidden=30, not 12"):
+        train(compose(tiny(idx_root, "resume=true", "model.num_hidden=12")), tmp_path)
