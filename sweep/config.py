@@ -19,6 +19,7 @@ OPTIMIZERS = ("sgd", "adam")
 DATASETS = ("mnist", "fashion_mnist")
 TASKS = ("binary", "multiclass")
 MONITORS = ("val_acc", "val_loss")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -36,6 +37,7 @@ class OptimizerConfig:
     lr: float = 0.005
     momentum: float = 0.9
     weight_decay: float = 0.0
+    schedule: str = "constant"
 
 
 @dataclass
@@ -116,6 +118,7 @@ def _check_values(cfg: DictConfig) -> None:
     _require(math.isfinite(o.lr) and o.lr > 0, "optimizer.lr", o.lr, "a finite number above 0")
     _require(0.0 <= o.momentum < 1.0, "optimizer.momentum", o.momentum, "in [0, 1)")
     _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "0 or more")
+    _one_of("optimizer.schedule", o.schedule, SCHEDULES)
     _one_of("data.name", d.name, DATASETS)
     _one_of("data.task", d.task, TASKS)
     _require(d.batch_size >= 1, "data.batch_size", d.batch_size, "at least 1")

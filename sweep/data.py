@@ -114,7 +114,8 @@ def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> tup
     return ds.data, ds.targets
 
 
-def _to_split(images: torch.Tensor, labels: torch.Tensor, cfg: DictConfig) -> Split:
+def to_split(images: torch.Tensor, labels: torch.Tensor, cfg: DictConfig) -> Split:
+    """Raw uint8 images and labels as model inputs and targets for cfg.task."""
     x = images.to(torch.float32).div_(255.0).unsqueeze(1)
     if cfg.task == "binary":
         y = (labels < cfg.threshold).to(torch.float32).unsqueeze(1)
@@ -134,7 +135,7 @@ def load_train_val(cfg: DictConfig) -> tuple[Split, Split]:
             f"training split in {root}: lower them"
         )
     a, b = cfg.train_size, need
-    return _to_split(images[:a], labels[:a], cfg), _to_split(images[a:b], labels[a:b], cfg)
+    return to_split(images[:a], labels[:a], cfg), to_split(images[a:b], labels[a:b], cfg)
 
 
 def require_test_split(cfg: DictConfig) -> None:
@@ -161,7 +162,7 @@ def load_test(cfg: DictConfig) -> Split:
             f"data.test_size={n} exceeds the {len(images)} images of the {cfg.name} test split in {root}: "
             "lower it, or set it to null for the whole split"
         )
-    return _to_split(images[:n], labels[:n], cfg)
+    return to_split(images[:n], labels[:n], cfg)
 
 
 def num_outputs(cfg: DictConfig) -> int:

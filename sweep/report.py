@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 import pandas as pd
 import yaml
 
+from sweep.checkpoint import atomic_write_with
 from sweep.errors import UserError
 
 METRIC_COLUMNS = ["best_epoch", "best_val_acc", "best_val_loss", "train_acc", "test_acc", "epochs_completed", "seconds"]
@@ -459,17 +460,6 @@ def report_sections(runs: pd.DataFrame) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Temp file in the same folder, then os.replace: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _sweep_direction(sweep_dir: Path) -> str:
     """Optuna's direction from multirun.yaml (hydra.sweeper.direction); sweep maximizes val_acc by default."""
     try:
@@ -485,16 +475,16 @@ def write_plots(runs: pd.DataFrame, sweep_dirs: list[Path], out_dir: Path) -> li
 
     written = []
     path = out_dir / "report_curves.png"
-    _atomic_write(path, lambda p: plot_curves(runs, load_histories(runs), p))
+    atomic_write_with(path, lambda p: plot_curves(runs, load_histories(runs), p))
     written.append(path)
     if param_columns(runs):
         path = out_dir / "report_params.png"
-        _atomic_write(path, lambda p: plot_params(runs, p))
+        atomic_write_with(path, lambda p: plot_params(runs, p))
         written.append(path)
     studies = [(d, t) for d in sweep_dirs if (t := load_trials(d)) is not None]
     for d, trials in studies:
         path = out_dir / ("report_optuna_history.png" if len(studies) == 1 else f"report_optuna_history_{d.name}.png")
-        _atomic_write(path, lambda p: plot_optuna_history(trials, p, direction=_sweep_direction(d), title=str(d)))
+        atomic_write_with(path, lambda p: plot_optuna_history(trials, p, direction=_sweep_direction(d), title=str(d)))
         written.append(path)
     return written
 
@@ -510,12 +500,12 @@ def write_report(runs: pd.DataFrame, sweep_dirs: list[Path], out_dir: Path,
         out_dir.mkdir(parents=True, exist_ok=True)
         plots = write_plots(runs, sweep_dirs, out_dir)
         csv_path, md_path = out_dir / "report.csv", out_dir / "report.md"
-        _atomic_write(csv_path, lambda p: runs.to_csv(p, index=False))
+        atomic_write_with(csv_path, lambda p: runs.to_csv(p, index=False))
         md = [f"# Sweep report\n\nSweeps: {', '.join(f'`{d}`' for d in sweep_dirs)}\n",
               f"## {ranking_title(runs)}\n\n{_markdown_table(runs.drop(columns=['path', 'error']))}\n"]
         md += [f"## {title}\n\n```\n{text}\n```\n" for title, text in sections]
         md.append("## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
-        _atomic_write(md_path, lambda p: p.write_text("\n".join(md)))
+        atomic_write_with(md_path, lambda p: p.write_text("\n".join(md)))
     except OSError as e:
         raise UserError(f"cannot write the report into {out_dir} ({e.strerror or e}): pass --out DIR") from None
     return [csv_path, md_path, *plots]

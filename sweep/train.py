@@ -32,6 +32,7 @@ from sweep.model import build_model
 log = logging.getLogger("sweep.train")  # not __name__: that is "__main__" under -m
 
 HISTORY_COLUMNS = ["epoch", "iterations", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+CURVE_COLUMNS = ["iteration", "epoch", "batch_loss", "train_acc", "val_acc"]
 # Keys that may change between an interrupted run and its resumption without changing its results.
 RESUMABLE_KEYS = {"resume", "trainer.epochs", "trainer.keep_checkpoints", "data.root", "data.download"}
 EVAL_CHUNK = 8192
@@ -102,20 +103,21 @@ def _num_correct(logits: torch.Tensor, targets: torch.Tensor, task: str) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, task: str) -> tuple[float, float]:
-    """Mean loss and accuracy over a whole split, in eval mode."""
+def evaluate(model: nn.Module, split: Split, task: str, with_loss: bool = True) -> tuple[float, float]:
+    """Mean loss (NaN when with_loss is False) and accuracy over a whole split, in eval mode."""
     was_training = model.training
     model.eval()
-    loss_fn = _loss_fn(task)
+    loss_fn = _loss_fn(task) if with_loss else None
     total_loss, correct = 0.0, 0
     for start in range(0, len(split), EVAL_CHUNK):
         x = split.images[start : start + EVAL_CHUNK]
         y = split.targets[start : start + EVAL_CHUNK]
         logits = model(x)
-        total_loss += float(loss_fn(logits, y)) * len(y)
+        if loss_fn is not None:
+            total_loss += float(loss_fn(logits, y)) * len(y)
         correct += _num_correct(logits, y, task)
     model.train(was_training)
-    return total_loss / len(split), correct / len(split)
+    return (total_loss / len(split) if with_loss else math.nan), correct / len(split)
 
 
 def build_optimizer(cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
@@ -130,15 +132,27 @@ def _epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def cosine_lr(base_lr: float, total_iterations: int) -> Callable[[int], float]:
+    """Cosine decay from base_lr to 0 over the run: a closed form of the iteration, so resuming needs no state."""
+    return lambda iteration: 0.5 * base_lr * (1.0 + math.cos(math.pi * iteration / total_iterations))
+
+
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train: Split, batch_size: int,
                 task: str, order: Optional[torch.Tensor] = None,
-                on_iteration: Optional[Callable[[int], None]] = None) -> float:
-    """One pass over the training split; returns the mean loss per example. The last batch may be smaller."""
+                on_iteration: Optional[Callable[[int, float], None]] = None,
+                lr_at: Optional[Callable[[int], float]] = None, first_iteration: int = 0) -> float:
+    """One pass over the training split; returns the mean loss per example. The last batch may be smaller.
+
+    lr_at maps the global iteration (first_iteration + i) to a learning rate, set before each step.
+    """
     model.train()
     loss_fn = _loss_fn(task)
     n = len(train)
     total = 0.0
     for i, start in enumerate(range(0, n, batch_size)):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(first_iteration + i)
         if order is None:
             x, y = train.images[start : start + batch_size], train.targets[start : start + batch_size]
         else:
@@ -148,9 +162,10 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train: Split
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(y)
+        batch_loss = loss.item()
+        total += batch_loss * len(y)
         if on_iteration is not None:
-            on_iteration(i + 1)
+            on_iteration(i + 1, batch_loss)
     return total / n
 
 
@@ -170,8 +185,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _check_same_config(stored: dict, current: dict, run_dir: Path) -> None:
     a, b = _flat(stored), _flat(current)
+    resumable = RESUMABLE_KEYS
+    if b.get("optimizer.schedule", "constant") != "constant":
+        resumable = resumable - {"trainer.epochs"}  # the schedule's length is part of the run
     for key in sorted(set(a) | set(b)):
-        if key not in RESUMABLE_KEYS and a.get(key) != b.get(key):
+        if key not in resumable and a.get(key) != b.get(key):
             raise RunDirError(
                 f"{run_dir} was started with {key}={a.get(key)}, not {b.get(key)}: resume with the same "
                 "config, or start a new run directory"
@@ -225,11 +243,11 @@ def _resume_state(cfg: DictConfig, run_dir: Path) -> Optional[dict]:
 # --------------------------------------------------------------------------- outputs
 
 
-def write_history_csv(path: Path, history: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(history)
+    writer.writerows(rows)
     checkpoint.atomic_write_text(path, buf.getvalue())
 
 
@@ -279,10 +297,12 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
     model = build_model(cfg.model, num_outputs(cfg.data))
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     history: list[dict] = []
+    curve: list[dict] = []
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = [dict(r) for r in state["history"]]
+        curve = [dict(r) for r in state.get("curve", [])]
         torch.set_rng_state(state["rng_torch"])
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
 
@@ -295,19 +315,38 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
     for row in history:
         if is_better(row, best, monitor):
             best = row
-    seconds_before = history[-1]["seconds"] if history else 0.0
+    # history's seconds: cumulative compute (training and per-epoch evaluation), without I/O
+    compute = history[-1]["seconds"] if history else 0.0
+    wall_before = state["wall_seconds"] if state is not None else 0.0
     started = time.perf_counter()
     stopped_early = False
 
+    every = cfg.trainer.eval_every
+    lr_at = None
+    if cfg.optimizer.schedule == "cosine":
+        lr_at = cosine_lr(cfg.optimizer.lr, cfg.trainer.epochs * iters_per_epoch)
+
     for epoch in range(len(history) + 1, cfg.trainer.epochs + 1):
         order = _epoch_order(cfg.seed, epoch, len(train_split)) if cfg.data.shuffle else None
-        train_loss = train_epoch(model, optimizer, train_split, batch_size, task, order)
+        epoch_start = time.perf_counter()
+
+        def record(i: int, batch_loss: float, epoch: int = epoch) -> None:
+            """The seed's per-iteration curves: accuracy on the whole train and val subsets."""
+            iteration = (epoch - 1) * iters_per_epoch + i
+            if iteration % every == 0:
+                curve.append({"iteration": iteration, "epoch": epoch, "batch_loss": batch_loss,
+                              "train_acc": evaluate(model, train_split, task, with_loss=False)[1],
+                              "val_acc": evaluate(model, val_split, task, with_loss=False)[1]})
+
+        train_loss = train_epoch(model, optimizer, train_split, batch_size, task, order, record if every else None,
+                                 lr_at, (epoch - 1) * iters_per_epoch)
         _, train_acc = evaluate(model, train_split, task)
         val_loss, val_acc = evaluate(model, val_split, task)
+        compute += time.perf_counter() - epoch_start
         row = {
             "epoch": epoch, "iterations": epoch * iters_per_epoch,
             "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
-            "seconds": round(seconds_before + time.perf_counter() - started, 4),
+            "seconds": round(compute, 4),
         }
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             msg = (f"training diverged at epoch {epoch} (train_loss={train_loss}, val_loss={val_loss}); "
@@ -324,10 +363,13 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
         paths.append(ckpt_dir / "last.pt")  # last, so last.pt never points past best.pt
         checkpoint.save({
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "history": history, "rng_torch": torch.get_rng_state(), "config": resolved,
+            "history": history, "curve": curve, "rng_torch": torch.get_rng_state(), "config": resolved,
+            "wall_seconds": wall_before + time.perf_counter() - started,
         }, paths)
         checkpoint.prune_epoch_files(ckpt_dir, cfg.trainer.keep_checkpoints)
-        write_history_csv(run_dir / "history.csv", history)
+        write_csv(run_dir / "history.csv", history, HISTORY_COLUMNS)
+        if every:
+            write_csv(run_dir / "iterations.csv", curve, CURVE_COLUMNS)
         _log_epoch(row, cfg.trainer.epochs, best, monitor)
         if epoch_hook is not None and epoch_hook(epoch, row):
             log.info("stopped early after epoch %d (pruned)", epoch)
@@ -341,7 +383,7 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
     result = RunResult(
         best_epoch=best_epoch, best_val_acc=chosen["val_acc"], best_val_loss=chosen["val_loss"],
         train_acc=chosen["train_acc"], test_acc=test_acc, epochs_completed=len(history),
-        seconds=round(seconds_before + time.perf_counter() - started, 3),
+        seconds=round(wall_before + time.perf_counter() - started, 3),
         status="pruned" if stopped_early else "completed",
         objective=chosen["val_acc"], monitor=monitor,
     )

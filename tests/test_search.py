@@ -254,3 +254,56 @@ def test_two_workers_share_one_postgresql_study(idx_root, tmp_path):
             assert password not in path.read_text(errors="replace"), f"password in {path}"
     assert all(password not in out for out in outputs)
     assert ":***@" in (sweep_dir / "optimization_results.yaml").read_text()
+
+
+def test_pruning_stops_a_trial_that_cannot_learn(idx_root, tmp_path):
+    """lr=1e-7 cannot learn: once two trials have finished, the median pruner stops such trials early."""
+    sweep_dir = tmp_path / "opt"
+    args = ["-m", "search=optuna", *tiny(idx_root, "trainer.epochs=4", "model.num_hidden=16", "data.batch_size=16"),
+            "optimizer.lr=choice(0.1, 1e-7)", "optimizer.momentum=0.9", f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner=median",
+            "hydra.sweeper.pruner_args={n_startup_trials: 2, n_warmup_steps: 0}"]
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(sweep_dir)
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert pruned, f"nothing was pruned: {[(t.number, t.params, t.state.name) for t in study.trials]}"
+    for t in pruned:
+        assert t.params["optimizer.lr"] == 1e-7
+        job = sweep_dir / f"trial_{t.number:04d}"
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["status"] == "pruned" and metrics["epochs_completed"] < 4
+        assert metrics["best_epoch"] <= metrics["epochs_completed"] and metrics["test_acc"] is not None
+        assert len((job / "history.csv").read_text().splitlines()) == 1 + metrics["epochs_completed"]
+        assert (job / "checkpoints" / "best.pt").is_file() and (job / "checkpoints" / "last.pt").is_file()
+        assert sorted(t.intermediate_values) == list(range(1, metrics["epochs_completed"] + 1))
+    learners = [t for t in study.trials if t.params["optimizer.lr"] == 0.1]
+    assert learners and all(t.state.name == "COMPLETE" for t in learners)
+
+    from sweep.report import load_runs
+
+    runs = load_runs(sweep_dir).set_index("job")
+    for t in pruned:
+        row = runs.loc[f"trial_{t.number:04d}"]
+        assert row["status"] == "pruned" and row["epochs_completed"] < 4
+
+
+def test_asynchronous_scheduling_keeps_n_jobs_in_flight(idx_root, tmp_path):
+    """Trials of very unequal length: a new trial starts as soon as one ends, not when a batch ends."""
+    sweep_dir = tmp_path / "opt"
+    args = ["-m", "search=optuna", *tiny(idx_root), "trainer.epochs=choice(1, 12)", f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweeper.n_trials=6", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"]
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trials = sorted(load_study(sweep_dir).trials, key=lambda t: t.datetime_start)
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials]
+
+    def in_flight(at: float) -> int:
+        return sum(start <= at < end for start, end in spans)
+
+    assert max(in_flight(start) for start, _ in spans) <= 2
+    # Each later trial starts while another is still running: its slot was freed by one trial ending,
+    # where synchronous batches would have waited for both.
+    overlapped = [in_flight(start) == 2 for start, _ in spans[2:]]
+    assert sum(overlapped) >= len(overlapped) - 1, spans

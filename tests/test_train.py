@@ -170,3 +170,30 @@ def test_stored_result_of_another_config_is_not_returned(idx_root, tmp_path):
     train(compose(tiny(idx_root)), tmp_path)
     with pytest.raises(RunDirError, match="started with model.num_hidden=30, not 12"):
         train(compose(tiny(idx_root, "resume=true", "model.num_hidden=12")), tmp_path)
+
+
+def test_eval_every_records_per_iteration_curves(idx_root, tmp_path):
+    # 128 images in batches of 32: 4 iterations per epoch, 3 epochs; every 2nd iteration is evaluated.
+    train(compose(tiny(idx_root, "trainer.eval_every=2")), tmp_path)
+    lines = (tmp_path / "iterations.csv").read_text().splitlines()
+    assert lines[0] == "iteration,epoch,batch_loss,train_acc,val_acc"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(r[0]) for r in rows] == [2, 4, 6, 8, 10, 12]
+    assert [int(r[1]) for r in rows] == [1, 1, 2, 2, 3, 3]
+    last_epoch_val = float((tmp_path / "history.csv").read_text().splitlines()[-1].split(",")[5])
+    assert float(rows[-1][4]) == last_epoch_val  # iteration 12 ends epoch 3: the same model, the same number
+
+
+def test_cosine_schedule(idx_root, tmp_path):
+    from sweep.train import cosine_lr
+
+    lr_at = cosine_lr(0.1, 100)
+    assert lr_at(0) == pytest.approx(0.1) and lr_at(50) == pytest.approx(0.05) and lr_at(100) == pytest.approx(0.0)
+    extra = ("optimizer.schedule=cosine", "optimizer.lr=0.1")
+    train(compose(tiny(idx_root, *extra)), tmp_path)
+    # 128 images in batches of 32: 12 iterations; the last step used the lr of iteration 11 of 12.
+    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(cosine_lr(0.1, 12)(11))
+    # The schedule's length is part of the run: a cosine run cannot be extended on resume.
+    with pytest.raises(RunDirError, match="trainer.epochs=3, not 5"):
+        train(compose(tiny(idx_root, "trainer.epochs=5", "resume=true", *extra)), tmp_path)

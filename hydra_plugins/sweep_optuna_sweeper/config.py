@@ -3,8 +3,8 @@
 Hydra imports every module under hydra_plugins/ at start-up, so this one stays light: no optuna import.
 """
 
-from dataclasses import dataclass, field
-from typing import Any, Dict
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
@@ -15,7 +15,8 @@ class SweepOptunaSweeperConf(OptunaSweeperConf):
     _target_: str = "hydra_plugins.sweep_optuna_sweeper.sweeper.SweepOptunaSweeper"
     # none | median | successive_halving | hyperband, with keyword arguments for Optuna's class
     pruner: str = "none"
-    pruner_args: Dict[str, Any] = field(default_factory=dict)
+    # (null, so that a whole dict can be given: 'hydra.sweeper.pruner_args={n_startup_trials: 5}')
+    pruner_args: Optional[Any] = None
     # A trial whose sweeper stops sending heartbeats for grace_period seconds is failed and retried
     # (at most max_retry times) in its own job directory, from its last epoch checkpoint.
     heartbeat_interval: int = 10

@@ -1,0 +1,83 @@
+"""Idle workers: our asynchronous scheduler against upstream hydra-optuna-sweeper's synchronous batches.
+
+    python bench/async_workers.py           # 3 runs of each: 12 trials, 2 joblib workers
+    python bench/async_workers.py --smoke   # one run of 4 trials each: checks the bench still runs
+
+Trials are made deliberately unequal (trainer.epochs is sampled from {1, 10}). Upstream launches
+batches of n_jobs trials and waits for the slowest of each batch; ours starts a trial whenever one ends.
+Both runs use the joblib launcher with 2 workers, a seeded random sampler and SQLite storage, and are
+read back from their studies: the span from the first trial's start to the last trial's end, and
+worker utilisation: the share of worker time spent in a trial, from the first trial's end (both
+workers are up by then) to the last trial's end.
+Epochs per second of span compares the work done, since the two samplers draw different trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+
+from sweep.fake_data import write_dataset
+
+SWEEPERS = {
+    "sweep_optuna (async)": ["search=random"],
+    "upstream optuna (batches)": ["hydra/sweeper=optuna", "hydra/sweeper/sampler=random",
+                                  "hydra.sweeper.direction=maximize"],
+}
+
+
+def one_run(extra: list[str], root: Path, sweep_dir: Path, n_trials: int) -> dict:
+    sweep_dir.mkdir(parents=True)
+    storage = f"sqlite:///{sweep_dir / 'bench.db'}"
+    cmd = [sys.executable, "-m", "sweep.train", "-m", *extra, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2",
+           "hydra.sweeper.sampler.seed=1", f"hydra.sweeper.n_trials={n_trials}",
+           f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=bench", f"hydra.sweep.dir={sweep_dir}",
+           f"data.root={root}", "data.train_size=4096", "data.val_size=256", "data.test_size=100",
+           "data.batch_size=16", "trainer.epochs=choice(1, 10)"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {' '.join(extra)} failed:\n{proc.stderr[-3000:]}")
+    trials = optuna.load_study(study_name="bench", storage=storage).trials
+    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials]
+    # Measure from the first trial's end, once both workers have started: worker start-up is the
+    # same for both sweepers and would only blur the scheduling difference.
+    t0, t1 = min(e for _, e in spans), max(e for _, e in spans)
+    busy = sum(max(0.0, min(e, t1) - max(s, t0)) for s, e in spans)
+    epochs = sum(t.params["trainer.epochs"] for t in trials)
+    return {"span": t1 - min(s for s, _ in spans), "util": busy / (2 * (t1 - t0)), "epochs": epochs,
+            "epochs_per_s": epochs / (t1 - min(s for s, _ in spans))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    n_trials, runs = (4, 1) if args.smoke else (args.trials, args.runs)
+    results: dict[str, list[dict]] = {name: [] for name in SWEEPERS}
+    with tempfile.TemporaryDirectory(prefix="sweep-async-") as tmp:
+        root = write_dataset(Path(tmp) / "data", 4400, 100)
+        for i in range(runs):
+            for name, extra in SWEEPERS.items():
+                r = one_run(extra, root, Path(tmp) / f"{i}-{'async' if extra[0].startswith('search') else 'batches'}", n_trials)
+                results[name].append(r)
+                print(f"run {i} {name:26s} span {r['span']:6.2f} s, {r['epochs']} epochs, "
+                      f"utilisation {r['util']:.2f}, {r['epochs_per_s']:.2f} epochs/s", flush=True)
+    print(f"\n{n_trials} trials of 1 or 10 epochs, 2 joblib workers, {runs} run(s), medians:")
+    for name, rs in results.items():
+        print(f"  {name:26s} span {statistics.median(r['span'] for r in rs):6.2f} s   utilisation "
+              f"{statistics.median(r['util'] for r in rs):.2f}   {statistics.median(r['epochs_per_s'] for r in rs):.2f} epochs/s")
+    ours, upstream = (results[name] for name in SWEEPERS)
+    ratios = [a["epochs_per_s"] / b["epochs_per_s"] for a, b in zip(ours, upstream)]
+    print(f"  throughput ratio ours / upstream (epochs per second), median {statistics.median(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
