@@ -33,6 +33,9 @@ MONITOR = "\0monitor"  # each job's trainer.monitor (metrics.json): decides the 
 RECORDED = "\0recorded"  # whether the job's overrides could be read: only then does a missing key mean "not set"
 # Overrides that say how a job was launched, not what it trained: no parameter column, not in a rerun.
 LAUNCH_KEYS = {"resume", "search"}
+# ...except that a search overlay may also set what is trained (search=fashion_budget sets the data,
+# the optimizer and the schedule): a rerun keeps it. In a single run its sweeper settings do nothing.
+RERUN_KEEPS = {"search"}
 RUNNING_WINDOW_S = 60.0  # a job without metrics.json that wrote something this recently is still running
 TRIAL_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 500 jobs stay quick
@@ -322,7 +325,7 @@ def rerun_command(row: pd.Series) -> str:
     """
     job_dir = Path(row["path"])
     kept = [item for item in _overrides(job_dir) or []
-            if (pair := _split_override(item)) is None or not _is_launch_key(pair[0])]
+            if (pair := _split_override(item)) is None or not _is_launch_key(pair[0]) or pair[0] in RERUN_KEEPS]
     cmd = shlex.join(["python", "-m", "sweep.train", *kept, f"hydra.run.dir={rerun_path(row)}"])
     cwd = _sweep_cwd(job_dir)
     if cwd is not None and Path(cwd).resolve() != Path.cwd().resolve():

@@ -312,7 +312,6 @@ def test_optuna_sweep(seeds_sweep, mixed_sweep, tmp_path, work):
     assert list(best_line.get_ydata()) == [*np.maximum.accumulate(complete), max(complete)]
 
 
-@pytest.mark.skipif(not (REPO / "conf" / "search" / "optuna.yaml").is_file(), reason="no Optuna search config yet")
 def test_real_optuna_sweep(idx_root, work):
     study = work / "optuna"
     proc = run_cli("-m", *tiny(idx_root), "search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={study}",
@@ -323,9 +322,14 @@ def test_real_optuna_sweep(idx_root, work):
     table = pd.read_csv(study / "report.csv")
     assert sorted(table["job"]) == ["trial_0000", "trial_0001"] and set(table["status"]) == {"completed"}
     assert {"model.num_hidden", "optimizer.lr"} <= set(table.columns)
-    rerun = next(line for line in report.stdout.splitlines() if line.startswith("rerun: "))
-    assert "search=" not in rerun and "resume=" not in rerun and "hydra.run.dir=" in rerun
     assert (study / "report_optuna_history.png").stat().st_size > 10_000
+    # The overlay stays in the rerun command (an overlay may set what is trained); resume does not.
+    rerun = next(line for line in report.stdout.splitlines() if line.startswith("rerun: "))[len("rerun: "):]
+    assert "search=optuna" in rerun and "resume=" not in rerun and "hydra.run.dir=" in rerun
+    assert subprocess.run(rerun, shell=True, cwd=work, capture_output=True).returncode == 0
+    rerun_dir = Path(shlex.split(rerun.split("&&")[-1])[-1].split("=", 1)[1])
+    best = table.iloc[0]
+    assert json.loads((rerun_dir / "metrics.json").read_text())["best_val_acc"] == best["best_val_acc"]
 
 
 def test_benchmark_smoke():

@@ -230,7 +230,9 @@ def test_two_workers_share_one_postgresql_study(idx_root, tmp_path):
     password = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     study_name = f"two-workers-{os.getpid()}-{time.time_ns()}"
     sweep_dir = tmp_path / "shared-sweep"
-    base = [sys.executable, "-m", "sweep.train", *search(idx_root, sweep_dir, 8), f"hydra.sweeper.study_name={study_name}"]
+    # With pruning on, every job also reaches its own trial through PostgreSQL to report each epoch.
+    base = [sys.executable, "-m", "sweep.train", *search(idx_root, sweep_dir, 8), f"hydra.sweeper.study_name={study_name}",
+            "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_args={n_startup_trials: 8}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # One worker gets the URL on its command line, the other from the environment: both must stay secret.
     workers = [
@@ -244,6 +246,7 @@ def test_two_workers_share_one_postgresql_study(idx_root, tmp_path):
     study = optuna.load_study(study_name=study_name, storage=POSTGRES_URL)
     completed = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(completed) == 8
+    assert all(sorted(t.intermediate_values) == [1, 2] for t in completed)  # reported by the jobs
     assert sorted({t.number for t in completed}) == sorted(t.number for t in completed)
     dirs = [t.user_attrs["job_dir"] for t in completed]
     assert len(set(dirs)) == 8 and all((sweep_dir / d / "metrics.json").is_file() for d in dirs)
