@@ -17,6 +17,7 @@ Differences from upstream (see the README):
 from __future__ import annotations
 
 import concurrent.futures as cf
+import csv
 import functools
 import json
 import logging
@@ -81,8 +82,9 @@ def _reseed(sampler: Any, seed: Optional[int], number: int) -> None:
 
 class ResumableOptunaSweeper(OptunaSweeperImpl):
     def __init__(self, pruner: str, pruner_args: Optional[DictConfig], heartbeat_interval: int,
-                 grace_period: int, max_retry: int, **upstream: Any) -> None:
+                 grace_period: int, max_retry: int, synchronous: bool, **upstream: Any) -> None:
         super().__init__(**upstream)
+        self.synchronous = synchronous
         self.pruner_name = pruner
         self.pruner_args = OmegaConf.to_container(pruner_args) if pruner_args else {}
         self.heartbeat_interval = heartbeat_interval
@@ -203,6 +205,11 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         status = (metrics or {}).get("status")
         if error is None and status == "pruned":
             state = TrialState.PRUNED
+            # The job reported each epoch through its own connection; this process's cached view of
+            # the trial has not seen those, so repeat the last one: Optuna stores it as the trial's value.
+            last = _last_row(run.job_dir / "history.csv")
+            if last is not None:
+                trial.report(float(last["val_acc"]), int(last["epoch"]))
             _tell(study, trial, state=state)
         elif error is None:
             state = TrialState.COMPLETE
@@ -252,7 +259,9 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                     warnings.simplefilter("ignore", ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
                 too_many_failures = self._failed(study) > max_failures
-                while not too_many_failures and len(running) < concurrency and self._open_slots(study) > 0:
+                may_start = not (self.synchronous and running)  # upstream-style: whole batches only
+                while may_start and not too_many_failures and len(running) < concurrency \
+                        and self._open_slots(study) > 0:
                     started = self._start(study, distributions, fixed)
                     if started is None:
                         break
@@ -328,6 +337,15 @@ def _tell(study: optuna.Study, trial: optuna.trial.Trial, **kwargs: Any) -> None
 def _csv_field(value: Any) -> str:
     text = str(value)
     return f'"{text}"' if "," in text or '"' in text else text
+
+
+def _last_row(path: Path) -> Optional[dict]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None
+    return rows[-1] if rows else None
 
 
 def _read_json(path: Path) -> Optional[dict]:

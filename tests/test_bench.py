@@ -12,7 +12,7 @@ from conftest import REPO
     ("seed_protocol.py", "ratio sweep / seed"),
     ("throughput.py", "ratio sweep / tight"),
     ("sweep_overhead.py", "per trial: overhead"),
-    ("async_workers.py", "throughput ratio ours / upstream"),
+    ("async_workers.py", "wall-time ratio asynchronous / batches"),
 ])
 def test_bench_smoke(script, expect, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--smoke"], capture_output=True, text=True,

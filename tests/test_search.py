@@ -280,6 +280,7 @@ def test_pruning_stops_a_trial_that_cannot_learn(idx_root, tmp_path):
         assert len((job / "history.csv").read_text().splitlines()) == 1 + metrics["epochs_completed"]
         assert (job / "checkpoints" / "best.pt").is_file() and (job / "checkpoints" / "last.pt").is_file()
         assert sorted(t.intermediate_values) == list(range(1, metrics["epochs_completed"] + 1))
+        assert t.value == t.intermediate_values[metrics["epochs_completed"]]  # Optuna's value of a pruned trial
     learners = [t for t in study.trials if t.params["optimizer.lr"] == 0.1]
     assert learners and all(t.state.name == "COMPLETE" for t in learners)
 

@@ -22,6 +22,8 @@ class SweepOptunaSweeperConf(OptunaSweeperConf):
     heartbeat_interval: int = 10
     grace_period: int = 60
     max_retry: int = 3
+    # true: upstream's behaviour, batches of n_jobs trials that wait for their slowest (for comparison)
+    synchronous: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="sweep_optuna", node=SweepOptunaSweeperConf,
