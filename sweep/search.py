@@ -252,6 +252,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         max_failures = self.max_failure_rate * self.n_trials
         running: list[Running] = []
         last_beat = time.monotonic()
+        waiting_for = 0
         self._pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="trial")
         try:
             while True:
@@ -271,6 +272,11 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                               if t.state in (TrialState.RUNNING, TrialState.WAITING)]
                     if too_many_failures or not others:
                         break
+                    if len(others) != waiting_for:
+                        waiting_for = len(others)
+                        log.info("waiting for %d trial(s) running elsewhere; one whose sweeper was killed is "
+                                 "failed and retried after hydra.sweeper.grace_period=%ds without a heartbeat",
+                                 waiting_for, self.grace_period)
                     time.sleep(POLL_S)  # another worker's trials: wait until they finish or go stale
                     continue
                 finished, _ = cf.wait([r.future for r in running], timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
