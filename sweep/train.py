@@ -219,7 +219,13 @@ def _stored_result(run_dir: Path, cfg: DictConfig) -> Optional[RunResult]:
     return RunResult(**{k: stored.get(k) for k in known if k in stored}, extra=extra)
 
 
-def _resume_state(cfg: DictConfig, run_dir: Path) -> Optional[dict]:
+def _resume_state(cfg: DictConfig, run_dir: Path, repair: bool = False) -> Optional[dict]:
+    """The state to continue from, or None for a fresh start; refuses to overwrite without resume=true.
+
+    An epoch ends by writing epoch_NNN.pt, then best.pt, then last.pt. A kill between those writes leaves
+    an epoch file newer than last.pt (or no last.pt at all): that file is complete, so the run continues
+    from it, and with repair=True the interrupted best.pt and last.pt writes are finished first.
+    """
     ckpt_dir = run_dir / "checkpoints"
     has_checkpoints = ckpt_dir.is_dir() and any(ckpt_dir.glob("*.pt"))
     if not cfg.resume:
@@ -230,13 +236,20 @@ def _resume_state(cfg: DictConfig, run_dir: Path) -> Optional[dict]:
             )
         return None
     last = ckpt_dir / "last.pt"
-    if not last.exists():
-        if has_checkpoints:
-            raise CheckpointError(f"{ckpt_dir} has epoch checkpoints but no last.pt; copy the newest epoch_NNN.pt to last.pt")
+    newest = checkpoint.epoch_files(ckpt_dir)[-1:]
+    state = checkpoint.load(last) if last.exists() else None
+    interrupted = bool(newest) and (state is None or newest[0][0] > state["epoch"])
+    if interrupted:
+        state = checkpoint.load(newest[0][1])
+    if state is None:
         log.debug("resume=true but %s has no checkpoint yet: starting from epoch 1", run_dir)
         return None
-    state = checkpoint.load(last)
     _check_same_config(state["config"], OmegaConf.to_container(cfg, resolve=True), run_dir)
+    if interrupted and repair:
+        paths = [last]
+        if select_best_epoch(state["history"], cfg.trainer.monitor) == state["epoch"]:
+            paths.insert(0, ckpt_dir / "best.pt")
+        checkpoint.save(state, paths)
     return state
 
 
@@ -289,7 +302,7 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
             if stored.status == "failed":
                 raise TrainingDiverged(stored.error or "the stored run failed")
             return stored
-    state = _resume_state(cfg, run_dir)
+    state = _resume_state(cfg, run_dir, repair=True)
 
     train_split, val_split = load_train_val(cfg.data)
     require_test_split(cfg.data)

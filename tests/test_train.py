@@ -197,3 +197,24 @@ def test_cosine_schedule(idx_root, tmp_path):
     # The schedule's length is part of the run: a cosine run cannot be extended on resume.
     with pytest.raises(RunDirError, match="trainer.epochs=3, not 5"):
         train(compose(tiny(idx_root, "trainer.epochs=5", "resume=true", *extra)), tmp_path)
+
+
+@pytest.mark.parametrize("epochs_done", [1, 2])
+def test_resume_after_a_kill_between_the_epoch_file_and_last_pt(idx_root, tmp_path, epochs_done):
+    """A kill after epoch_NNN.pt but before best.pt and last.pt: the complete epoch file is used."""
+    extra = ("data.shuffle=true", "model.dropout=0.2")
+    train(compose(tiny(idx_root, f"trainer.epochs={epochs_done}", *extra)), tmp_path / "a")
+    ckpt = tmp_path / "a" / "checkpoints"
+    if epochs_done == 1:  # killed during the very first epoch's writes: only epoch_001.pt exists
+        (ckpt / "last.pt").unlink()
+        (ckpt / "best.pt").unlink()
+    else:  # last.pt and best.pt still hold epoch 1
+        (ckpt / "last.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())
+        (ckpt / "best.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())
+    (tmp_path / "a" / "metrics.json").unlink()
+    resumed = train(compose(tiny(idx_root, "trainer.epochs=4", "resume=true", *extra)), tmp_path / "a")
+    straight = train(compose(tiny(idx_root, "trainer.epochs=4", *extra)), tmp_path / "b")
+    assert resumed.to_json() | {"seconds": 0} == straight.to_json() | {"seconds": 0}
+    a = checkpoint.load(ckpt / "best.pt")["model"]
+    b = checkpoint.load(tmp_path / "b" / "checkpoints" / "best.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
