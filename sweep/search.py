@@ -39,7 +39,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 from sweep import storage as storage_mod
-from sweep.checkpoint import atomic_write_json, atomic_write_text
+from sweep.checkpoint import atomic_write_csv, atomic_write_json, atomic_write_text
 from sweep.errors import UserError
 from sweep.pruning import PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
 
@@ -283,6 +283,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                 for run in [r for r in running if r.future in finished]:
                     running.remove(run)
                     self._finish(study, run)
+                if finished:
                     self._write_results(study)
                 if time.monotonic() - last_beat >= self.heartbeat_interval:
                     for run in running:
@@ -303,17 +304,13 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
     def _write_results(self, study: optuna.Study) -> None:
         trials = study.get_trials(deepcopy=False)
         keys = sorted({k for t in trials for k in t.params})
-        lines = [",".join(["number", "state", "value", "duration_s", "job_dir", *(f"params_{k}" for k in keys)])]
-        for t in sorted(trials, key=lambda t: t.number):
-            if SURPLUS_ATTR in t.user_attrs:
-                continue
-            duration = t.duration.total_seconds() if t.duration else ""
-            job_dir = t.user_attrs.get(DIR_ATTR, "")
-            row = [t.number, t.state.name, "" if t.value is None else t.value, duration, job_dir,
-                   *(t.params.get(k, "") for k in keys)]
-            lines.append(",".join(_csv_field(v) for v in row))
+        rows = [{"number": t.number, "state": t.state.name, "value": t.value,
+                 "duration_s": t.duration.total_seconds() if t.duration else None,
+                 "job_dir": t.user_attrs.get(DIR_ATTR), **{f"params_{k}": v for k, v in t.params.items()}}
+                for t in sorted(trials, key=lambda t: t.number) if SURPLUS_ATTR not in t.user_attrs]
         sweep_dir = Path(self.sweep_dir)
-        atomic_write_text(sweep_dir / "trials.csv", "\n".join(lines) + "\n")
+        atomic_write_csv(sweep_dir / "trials.csv", rows,
+                         ["number", "state", "value", "duration_s", "job_dir", *(f"params_{k}" for k in keys)])
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if not complete:
             return
@@ -338,11 +335,6 @@ def _tell(study: optuna.Study, trial: optuna.trial.Trial, **kwargs: Any) -> None
         # study.optimize(); the trial's state is stored before that, so the error is harmless.
         if "Study.stop" not in str(e):
             raise
-
-
-def _csv_field(value: Any) -> str:
-    text = str(value)
-    return f'"{text}"' if "," in text or '"' in text else text
 
 
 def _last_row(path: Path) -> Optional[dict]:

@@ -7,8 +7,6 @@ then evaluate the test split once on that checkpoint.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -256,14 +254,6 @@ def _resume_state(cfg: DictConfig, run_dir: Path, repair: bool = False) -> Optio
 # --------------------------------------------------------------------------- outputs
 
 
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    checkpoint.atomic_write_text(path, buf.getvalue())
-
-
 def _finish_failed(run_dir: Path, cfg: DictConfig, history: list[dict], seconds: float, error: str) -> None:
     best = None
     if any(math.isfinite(r["val_acc"]) for r in history):
@@ -380,9 +370,9 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
             "wall_seconds": wall_before + time.perf_counter() - started,
         }, paths)
         checkpoint.prune_epoch_files(ckpt_dir, cfg.trainer.keep_checkpoints)
-        write_csv(run_dir / "history.csv", history, HISTORY_COLUMNS)
+        checkpoint.atomic_write_csv(run_dir / "history.csv", history, HISTORY_COLUMNS)
         if every:
-            write_csv(run_dir / "iterations.csv", curve, CURVE_COLUMNS)
+            checkpoint.atomic_write_csv(run_dir / "iterations.csv", curve, CURVE_COLUMNS)
         _log_epoch(row, cfg.trainer.epochs, best, monitor)
         if epoch_hook is not None and epoch_hook(epoch, row):
             log.info("stopped early after epoch %d (pruned)", epoch)
