@@ -9,19 +9,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from sweep import sidecar
 
 log = logging.getLogger(__name__)
 
 
 class SweepCallbacks(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from sweep.report import load_runs, summary_table
-
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            runs = load_runs(sweep_dir)
+            text = sidecar.summary(sweep_dir, top=20)
         except Exception as e:  # a summary must never turn a finished sweep into a failure
             log.warning("no summary for %s: %s", sweep_dir, e)
             return
-        log.info("sweep finished: %d jobs in %s (python -m sweep.report %s for the full report)\n%s",
-                 len(runs), sweep_dir, sweep_dir, summary_table(runs, top=20))
+        log.info("sweep finished: %s", text)

@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from sweep.atomic import atomic_write_bytes
 from sweep.errors import CheckpointError
 
 FORMAT = "sweep-checkpoint/1"
 EPOCH_FILE = re.compile(r"^epoch_(\d{3,})\.pt$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """A CSV with a header; missing or None fields are written empty."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
-    """For writers that want a path (matplotlib): write to a temp path, then os.replace."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
@@ -68,12 +24,21 @@ def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
 
 
 def save(state: dict[str, Any], paths: list[Path]) -> None:
-    """Serialise once, then write the same bytes atomically to every path (epoch, last, best)."""
+    """Serialise once and write the first path atomically; the others (best, last) become hard links to
+    it, each swapped in atomically, or full copies where the file system has no hard links."""
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buf)
     data = buf.getvalue()
-    for p in paths:
-        atomic_write_bytes(p, data)
+    atomic_write_bytes(paths[0], data)
+    for p in paths[1:]:
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.link")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(paths[0], tmp)
+            os.replace(tmp, p)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            atomic_write_bytes(p, data)
 
 
 def _corrupt(path: Path, reason: str) -> CheckpointError:

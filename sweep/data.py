@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
+import io
 import logging
 import os
 import shutil
@@ -14,6 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from sweep.atomic import atomic_write_bytes
 from sweep.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -76,15 +79,57 @@ def _read_idx(path: Path, reader_name: str) -> torch.Tensor:
         raise DataError(f"cannot read IDX file {path} ({type(e).__name__}: {e}); replace it with a good copy") from None
 
 
+def cache_dir() -> Path | None:
+    """Where decoded IDX files are kept: $SWEEP_CACHE_DIR (off: nowhere), else the user's cache folder."""
+    env = os.environ.get("SWEEP_CACHE_DIR")
+    if env == "off":
+        return None
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sweep"
+
+
+def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read an (images, labels) pair with torchvision's readers, or from the cache a previous read left.
+
+    Importing torchvision costs about 1.5 s (it imports torch._dynamo), so later processes load the
+    decoded tensors instead. One cache entry per pair of paths records both files' sizes and
+    modification times; an entry that is missing, stale or unreadable is rebuilt from the IDX files.
+    """
+    stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in (images_path, labels_path)]
+    folder, entry = cache_dir(), None
+    if folder is not None:
+        entry = folder / f"idx-{hashlib.sha1(repr([s[0] for s in stats]).encode()).hexdigest()[:20]}.pt"
+        try:
+            cached = torch.load(entry, weights_only=True)
+            images, labels = cached["images"], cached["labels"]
+            if cached["sources"] == stats and images.dtype == torch.uint8 and len(images) == len(labels):
+                return images, labels
+        except FileNotFoundError:
+            pass
+        except Exception as e:  # a cache entry is disposable: rebuild it from the IDX files
+            log.warning("ignoring unreadable cache entry %s (%s); rebuilding it", entry, type(e).__name__)
+    images, labels = _read_idx(images_path, "read_image_file"), _read_idx(labels_path, "read_label_file")
+    if entry is not None:
+        buf = io.BytesIO()
+        torch.save({"images": images, "labels": labels, "sources": stats}, buf)
+        try:
+            atomic_write_bytes(entry, buf.getvalue())
+        except OSError as e:
+            log.warning("cannot cache decoded data in %s (%s); set SWEEP_CACHE_DIR to a writable folder, "
+                        "or to off", folder, e)
+    return images, labels
+
+
 @functools.lru_cache(maxsize=8)
 def load_raw(name: str, root: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images [N, 28, 28] and int64 labels [N] of one official split, cached for the process
     so that the jobs of a multirun read the disk once."""
     root_path = Path(root)
     split = "training" if train else "test"
-    flat = _flat_files(root_path, train)
-    if flat is not None:
-        images, labels = _read_idx(flat[0], "read_image_file"), _read_idx(flat[1], "read_label_file")
+    files = _flat_files(root_path, train) or _flat_files(root_path / TORCHVISION_CLASS[name] / "raw", train)
+    if files is not None:
+        images, labels = _read_idx_pair(*files)
     else:
         images, labels = _load_torchvision(name, root_path, train, download)
     if images.ndim != 3 or len(images) != len(labels):
@@ -141,10 +186,7 @@ def load_train_val(cfg: DictConfig) -> tuple[Split, Split]:
 def require_test_split(cfg: DictConfig) -> None:
     """Fail before training, not after it, when the test split is missing; checks files without reading them."""
     root = resolve_root(cfg)
-    if _flat_files(root, train=False) is not None:
-        return
-    raw = root / TORCHVISION_CLASS[cfg.name] / "raw"
-    if (raw / "t10k-images-idx3-ubyte").is_file() and (raw / "t10k-labels-idx1-ubyte").is_file():
+    if _flat_files(root, train=False) or _flat_files(root / TORCHVISION_CLASS[cfg.name] / "raw", train=False):
         return
     raise DataError(
         f"the {cfg.name} test split is missing from {root}: add t10k-images-idx3-ubyte[.gz] and "

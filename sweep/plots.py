@@ -1,14 +1,15 @@
-"""Matplotlib figures, drawn without pyplot so that no GUI backend or global state is involved."""
+"""A run's curves.png, drawn without pyplot so that no GUI backend or global state is involved.
+(sweep.sidecar decides which process draws it.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 
 def plot_run_curves(history: list[dict], best_epoch: int, path: Path, title: str = "") -> None:
     """The seed's training curves per epoch: loss, then train and validation accuracy, best epoch marked."""
+    from matplotlib.figure import Figure
+
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(10, 4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.86, wspace=0.22)  # fixed: layout engines are slow

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 import pandas as pd
 import yaml
 
-from sweep.checkpoint import atomic_write_with
+from sweep.atomic import atomic_write_with
 from sweep.errors import UserError
 
 METRIC_COLUMNS = ["best_epoch", "best_val_acc", "best_val_loss", "train_acc", "test_acc", "epochs_completed", "seconds"]

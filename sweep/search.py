@@ -39,7 +39,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 from sweep import storage as storage_mod
-from sweep.checkpoint import atomic_write_csv, atomic_write_json, atomic_write_text
+from sweep.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 from sweep.errors import UserError
 from sweep.pruning import PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
 
@@ -48,7 +48,9 @@ log = logging.getLogger("sweep.search")
 DIR_ATTR = "job_dir"          # user attr: the trial's job directory (copied onto retries)
 FAILURE_ATTR = "failure"      # user attr: why the trial failed (set by us, so not a stale trial)
 SURPLUS_ATTR = "surplus"      # user attr: asked beyond n_trials by a racing worker, never run
+FIXED_ATTR = "fixed_params"   # user attr: the search's fixed (not sampled) overrides, as one dict
 POLL_S = 1.0
+RESULTS_EVERY_S = 5.0  # trials.csv and optimization_results.yaml mirror the study at most this stale
 
 
 @dataclass
@@ -185,6 +187,22 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         future = self._pool.submit(self._launch, overrides, trial.number)
         return Running(trial, job_dir, time.time(), future)
 
+    def _configure_trials(self, trials: list[optuna.trial.Trial], search_space_distributions: dict,
+                          fixed_params: dict) -> list[tuple[str, ...]]:
+        """Upstream's, except that the fixed parameters are recorded as one user attribute (fixed_params):
+        one database write per trial instead of one per fixed parameter."""
+        overrides = []
+        for trial in trials:
+            for name, distribution in search_space_distributions.items():
+                trial._suggest(name, distribution)
+            if fixed_params:
+                trial.set_user_attr(FIXED_ATTR, dict(fixed_params))
+            if self.custom_search_space_extender:
+                self.custom_search_space_extender(self.config, trial)
+            params = {**trial.params, **fixed_params}
+            overrides.append(tuple(f"{name}={value}" for name, value in params.items()))
+        return overrides
+
     def _launch(self, overrides: Sequence[str], number: int) -> JobReturn:
         return self.launcher.launch([list(overrides)], initial_job_idx=number)[0]
 
@@ -251,7 +269,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                  self.pruner_name, concurrency)
         max_failures = self.max_failure_rate * self.n_trials
         running: list[Running] = []
-        last_beat = time.monotonic()
+        last_beat = last_results = time.monotonic()
         waiting_for = 0
         self._pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="trial")
         try:
@@ -283,15 +301,19 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                 for run in [r for r in running if r.future in finished]:
                     running.remove(run)
                     self._finish(study, run)
-                if finished:
+                if finished and time.monotonic() - last_results >= RESULTS_EVERY_S:
                     self._write_results(study)
+                    last_results = time.monotonic()
                 if time.monotonic() - last_beat >= self.heartbeat_interval:
                     for run in running:
                         study._storage.record_heartbeat(run.trial._trial_id)
                     last_beat = time.monotonic()
         finally:
             self._pool.shutdown(wait=True)
-        self._write_results(study)
+            try:
+                self._write_results(study)  # also after Ctrl-C, so that the files match the study
+            except Exception as e:  # they mirror the study, which holds everything; never mask the cause
+                log.warning("could not update %s/trials.csv: %s", self.sweep_dir, e)
         failed = self._failed(study)
         if failed > max_failures:
             raise UserError(

@@ -14,6 +14,12 @@ from sweep.fake_data import write_dataset
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Decoded-data cache entries go to a temp folder (inherited by CLI subprocesses), not ~/.cache."""
+    os.environ["SWEEP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def idx_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A flat folder of four gzipped IDX files: 600 training and 200 test images."""

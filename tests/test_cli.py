@@ -37,6 +37,7 @@ def test_multirun_of_the_seed_models(idx_root, tmp_path):
         assert metrics["status"] == "completed"
         assert (sweep_dir / job / ".hydra" / "config.yaml").is_file()
         assert "epoch 3/3" in (sweep_dir / job / "train.log").read_text()
+        assert (sweep_dir / job / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn by the sidecar
     hidden = [checkpoint.load(sweep_dir / j / "checkpoints" / "last.pt")["config"]["model"]["num_hidden"] for j in jobs]
     assert hidden == [4, 8, 16]
     summary = proc.stdout + proc.stderr
@@ -150,3 +151,20 @@ def test_real_mnist_digits(tmp_path):
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["best_val_acc"] > 0.85 and metrics["test_acc"] > 0.85
+
+
+def test_training_process_imports_no_dynamo_torchvision_matplotlib_or_pandas(idx_root, tmp_path):
+    """The start-up work of issue 5: with decoded data cached, a multirun's own process imports none of
+    these (the sidecar draws and tabulates); -X importtime lists every module the process imported."""
+    for attempt in ("fills the cache", "uses it"):
+        sweep_dir = tmp_path / attempt.replace(" ", "_")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sweep.train", "-m", *tiny(idx_root),
+                               "model.num_hidden=4,8", f"hydra.sweep.dir={sweep_dir}"],
+                              capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" in imported and "hydra" in imported
+    assert not imported & {"torch._dynamo", "torchvision", "matplotlib", "pandas"}
+    assert all((sweep_dir / job / "curves.png").is_file() for job in ("job_0", "job_1"))
+    assert "sweep finished: 2 jobs" in proc.stdout + proc.stderr

@@ -110,3 +110,47 @@ def test_fashion_mnist_defaults_to_debian_folder(monkeypatch, tmp_path):
     assert data.resolve_root(cfg) == tmp_path / "debian"
     monkeypatch.setenv("SWEEP_DATA_DIR", str(tmp_path / "elsewhere"))
     assert data.resolve_root(cfg) == tmp_path / "elsewhere"
+
+
+def _reload(root, *extra):
+    data.load_raw.cache_clear()  # forget this process's copy: the next read goes to disk or the cache
+    return data.load_train_val(data_cfg(root, "data.train_size=50", "data.val_size=10", *extra))[0]
+
+
+def test_decoded_data_is_cached_for_later_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEP_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_dataset(tmp_path / "d", 80, 10)
+    first = _reload(root)
+    assert len(list((tmp_path / "cache").glob("idx-*.pt"))) == 1  # the training pair (test split not read)
+
+    def no_reader(*args):
+        raise AssertionError("the IDX files were read again")
+
+    monkeypatch.setattr(data, "_read_idx", no_reader)
+    assert torch.equal(_reload(root).images, first.images)
+
+
+def test_a_changed_file_or_a_corrupt_entry_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEP_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_dataset(tmp_path / "d", 80, 10)
+
+    def raw():
+        data.load_raw.cache_clear()
+        return data.load_raw("mnist", str(root), True, False)
+
+    assert len(raw()[0]) == 80
+    write_dataset(root, 90, 10)  # the same paths, other files
+    assert len(raw()[0]) == 90
+    entry = next((tmp_path / "cache").glob("idx-*.pt"))
+    entry.write_bytes(b"garbage")
+    images, labels = raw()
+    assert len(images) == len(labels) == 90
+    assert entry.read_bytes()[:2] == b"PK"  # rebuilt as a torch archive
+
+
+def test_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEP_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _reload(write_dataset(tmp_path / "d", 80, 10))
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
