@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import re
 import zipfile
@@ -24,21 +23,15 @@ def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
 
 
 def save(state: dict[str, Any], paths: list[Path]) -> None:
-    """Serialise once and write the first path atomically; the others (best, last) become hard links to
-    it, each swapped in atomically, or full copies where the file system has no hard links."""
+    """Serialise once, then write the same bytes atomically to every path (epoch, best, last).
+
+    Separate files, not hard links: a user who copies an epoch file over last.pt must not change it.
+    """
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buf)
     data = buf.getvalue()
-    atomic_write_bytes(paths[0], data)
-    for p in paths[1:]:
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.link")
-        try:
-            tmp.unlink(missing_ok=True)
-            os.link(paths[0], tmp)
-            os.replace(tmp, p)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            atomic_write_bytes(p, data)
+    for p in paths:
+        atomic_write_bytes(p, data)
 
 
 def _corrupt(path: Path, reason: str) -> CheckpointError:

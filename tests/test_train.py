@@ -65,6 +65,11 @@ def test_checkpoint_contents(idx_root, tmp_path):
     best = checkpoint.load(tmp_path / "checkpoints" / "best.pt")
     assert best["epoch"] == result.best_epoch
     assert "test_acc" not in str(best["history"])
+    # Separate files: copying one checkpoint over another (cp epoch_002.pt last.pt) changes only that one.
+    ckpts = tmp_path / "checkpoints"
+    names = ("epoch_003.pt", "last.pt", f"epoch_{result.best_epoch:03d}.pt", "best.pt")
+    inodes = {(ckpts / n).stat().st_ino for n in names}
+    assert len(inodes) == (4 if result.best_epoch != 3 else 3)
 
 
 def test_keep_checkpoints_bounds_epoch_files(idx_root, tmp_path):
