@@ -9,14 +9,20 @@ import csv
 import io
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
+
+
+def _unique() -> str:
+    """Temp-file names differ between processes and between threads (jobs may run in threads)."""
+    return f"{os.getpid()}-{threading.get_ident()}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -47,7 +53,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
     """For writers that want a path (matplotlib): write to a temp path, then os.replace."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{_unique()}.tmp{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -6,6 +6,7 @@ import functools
 import gzip
 import hashlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from sweep.atomic import atomic_write_bytes
+from sweep.atomic import atomic_write_bytes, atomic_write_json
 from sweep.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,9 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, 
     decoded tensors instead. One cache entry per pair of paths records both files' sizes and
     modification times; an entry that is missing, stale or unreadable is rebuilt from the IDX files.
     """
-    stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in (images_path, labels_path)]
+    # ctime and inode too: copies that keep size and mtime (cp -p, rsync -a) still change those
+    stats = [[str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+             for p, st in ((p, p.stat()) for p in (images_path, labels_path))]
     folder, entry = cache_dir(), None
     if folder is not None:
         entry = folder / f"idx-{hashlib.sha1(repr([s[0] for s in stats]).encode()).hexdigest()[:20]}.pt"
@@ -115,10 +118,24 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, 
         torch.save({"images": images, "labels": labels, "sources": stats}, buf)
         try:
             atomic_write_bytes(entry, buf.getvalue())
+            atomic_write_json(entry.with_suffix(".json"), {"sources": [s[0] for s in stats]})
+            _evict_orphans(folder)
         except OSError as e:
             log.warning("cannot cache decoded data in %s (%s); set SWEEP_CACHE_DIR to a writable folder, "
                         "or to off", folder, e)
     return images, labels
+
+
+def _evict_orphans(folder: Path) -> None:
+    """Delete the entries of IDX files that no longer exist (temporary data sets, moved folders)."""
+    for index in folder.glob("idx-*.json"):
+        try:
+            sources = json.loads(index.read_text())["sources"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not all(Path(src).exists() for src in sources):
+            index.with_suffix(".pt").unlink(missing_ok=True)
+            index.unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=8)

@@ -199,6 +199,9 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                 trial.set_user_attr(FIXED_ATTR, dict(fixed_params))
             if self.custom_search_space_extender:
                 self.custom_search_space_extender(self.config, trial)
+            overlap = trial.params.keys() & fixed_params.keys()
+            if overlap:
+                raise ValueError(f"parameters both fixed and searched: {sorted(overlap)}")
             params = {**trial.params, **fixed_params}
             overrides.append(tuple(f"{name}={value}" for name, value in params.items()))
         return overrides
@@ -270,6 +273,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         max_failures = self.max_failure_rate * self.n_trials
         running: list[Running] = []
         last_beat = last_results = time.monotonic()
+        unwritten = False  # trials finished since trials.csv was last written
         waiting_for = 0
         self._pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="trial")
         try:
@@ -301,9 +305,10 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                 for run in [r for r in running if r.future in finished]:
                     running.remove(run)
                     self._finish(study, run)
-                if finished and time.monotonic() - last_results >= RESULTS_EVERY_S:
+                unwritten = unwritten or bool(finished)
+                if unwritten and time.monotonic() - last_results >= RESULTS_EVERY_S:
                     self._write_results(study)
-                    last_results = time.monotonic()
+                    last_results, unwritten = time.monotonic(), False
                 if time.monotonic() - last_beat >= self.heartbeat_interval:
                     for run in running:
                         study._storage.record_heartbeat(run.trial._trial_id)

@@ -22,6 +22,7 @@ import select
 import signal
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +31,9 @@ from sweep.atomic import atomic_write_with
 log = logging.getLogger(__name__)
 
 _process: Optional[subprocess.Popen] = None
-_handed_work = False  # whether stop() must let the sidecar finish, or may simply end it
+# Figures handed to the sidecar and not yet seen on disk, oldest first (it works through them in order).
+# Whatever it leaves unwritten (it died, or hung) is drawn here instead: no curves.png is lost.
+_figures: deque[dict[str, Any]] = deque()
 REPLY_TIMEOUT_S = 60.0
 
 
@@ -55,22 +58,44 @@ def start() -> None:
 
 def _send(request: dict[str, Any]) -> bool:
     """Hand a request to the sidecar; False when there is none (or it died) and the caller must do the work."""
-    global _process, _handed_work
+    global _process
     if _process is None:
         return False
     try:
         _process.stdin.write(json.dumps(request) + "\n")
         _process.stdin.flush()
-        _handed_work = True
-        return True
     except OSError as e:
         log.warning("the sidecar process is gone (%s); continuing in this process", e)
         _process = None
+        _draw_unfinished()
         return False
+    if request["op"] == "curves":
+        _figures.append(request)
+    return True
+
+
+def _outstanding() -> int:
+    while _figures and Path(_figures[0]["path"]).exists():
+        _figures.popleft()
+    return len(_figures)
+
+
+def _draw_unfinished() -> None:
+    """Draw here every figure the sidecar was given but did not write."""
+    missing = [r for r in _figures if not Path(r["path"]).exists()]
+    _figures.clear()
+    if missing:
+        log.warning("the sidecar left %d figure(s) unwritten; drawing them in this process", len(missing))
+    for r in missing:
+        try:
+            _draw_curves(r["history"], r["best_epoch"], Path(r["path"]), r["title"])
+        except Exception as e:  # one bad figure must not stop the others, nor the sweep
+            log.warning("cannot draw %s: %s: %s", r["path"], type(e).__name__, e)
 
 
 def draw_curves(history: list[dict], best_epoch: int, path: Path, title: str = "") -> None:
     """Write a run's curves.png atomically: on the sidecar when there is one, else here."""
+    _outstanding()  # forget the figures already written
     if not _send({"op": "curves", "history": history, "best_epoch": best_epoch, "path": str(path), "title": title}):
         _draw_curves(history, best_epoch, path, title)
 
@@ -93,29 +118,26 @@ def summary(sweep_dir: Path, top: int) -> str:
 
 
 def stop(timeout: float = 120.0) -> None:
-    """Wait until the sidecar has finished every figure handed to it, then let it exit (an idle sidecar,
-    after a config error say, is ended at once)."""
-    global _process, _handed_work
+    """Return once every figure handed to the sidecar is written, then end it. An idle sidecar, or one
+    that is done (after a config error, or once the end-of-sweep table came back), is ended at once."""
+    global _process
     process, _process = _process, None
     if process is None:
         return
-    if not _handed_work:
+    if not _outstanding():
         process.terminate()
         process.wait()
         return
-    _handed_work = False
     try:
         process.stdin.close()
     except OSError:
         pass
     try:
-        code = process.wait(timeout)
+        process.wait(timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        code = "timeout"
-    if code != 0:
-        log.warning("the sidecar process failed (%s): some curves.png files may be missing; "
-                    "python -m sweep.report draws every run's curves", code)
+        process.wait()
+    _draw_unfinished()
 
 
 def _draw_curves(history: list[dict], best_epoch: int, path: Path, title: str) -> None:

@@ -299,6 +299,9 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
             log.info("%s already finished (%s): returning its stored result without training", run_dir, stored.status)
             if stored.status == "failed":
                 raise TrainingDiverged(stored.error or "the stored run failed")
+            curves, last = run_dir / "curves.png", run_dir / "checkpoints" / "last.pt"
+            if not curves.exists() and last.exists():  # killed before its figure was drawn
+                sidecar.draw_curves(checkpoint.load(last)["history"], stored.best_epoch, curves, title=run_dir.name)
             return stored
     state = _resume_state(cfg, run_dir, repair=True)
 

@@ -1,4 +1,5 @@
 import gzip
+import json
 import shutil
 
 import numpy as np
@@ -154,3 +155,14 @@ def test_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     _reload(write_dataset(tmp_path / "d", 80, 10))
     assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
+
+
+def test_entries_of_deleted_data_sets_are_evicted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEP_CACHE_DIR", str(tmp_path / "cache"))
+    gone = write_dataset(tmp_path / "gone", 80, 10)
+    _reload(gone)
+    shutil.rmtree(gone)
+    _reload(write_dataset(tmp_path / "kept", 80, 10))  # writing an entry sweeps out the orphans
+    kept = [json.loads(p.read_text())["sources"][0] for p in (tmp_path / "cache").glob("idx-*.json")]
+    assert len(kept) == 1 and "kept" in kept[0]
+    assert len(list((tmp_path / "cache").glob("idx-*.pt"))) == 1

@@ -311,3 +311,25 @@ def test_asynchronous_scheduling_keeps_n_jobs_in_flight(idx_root, tmp_path):
     # where synchronous batches would have waited for both.
     overlapped = [in_flight(start) == 2 for start, _ in spans[2:]]
     assert sum(overlapped) >= len(overlapped) - 1, spans
+
+
+def test_fixed_params_are_one_user_attribute_and_may_not_be_searched_too():
+    import types
+
+    from optuna.distributions import IntUniformDistribution
+
+    from sweep.search import FIXED_ATTR, ResumableOptunaSweeper
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"model.num_hidden": IntUniformDistribution(8, 16)}
+    fixed = {"trainer.epochs": 3, "data.root": "/data"}
+    plain = types.SimpleNamespace(custom_search_space_extender=None, config=None)
+    trial = optuna.create_study().ask()
+    (overrides,) = ResumableOptunaSweeper._configure_trials(plain, [trial], space, fixed)
+    assert set(overrides) == {f"model.num_hidden={trial.params['model.num_hidden']}", "trainer.epochs=3",
+                              "data.root=/data"}
+    assert trial.user_attrs == {FIXED_ATTR: fixed}
+    extender = types.SimpleNamespace(config=None,
+                                     custom_search_space_extender=lambda cfg, t: t.suggest_int("trainer.epochs", 1, 5))
+    with pytest.raises(ValueError, match="both fixed and searched.*trainer.epochs"):
+        ResumableOptunaSweeper._configure_trials(extender, [optuna.create_study().ask()], space, fixed)

@@ -1,6 +1,7 @@
 """The sidecar process that draws curves.png and builds the end-of-sweep table for the CLI."""
 
 import json
+import signal
 
 import pytest
 
@@ -41,8 +42,22 @@ def test_sidecar_draws_and_tabulates_like_this_process(started, sweep_dir, tmp_p
     assert all(p.read_bytes()[:8] == PNG for p in paths)
     assert text == sidecar._summary(sweep_dir, 20)
     assert text.startswith("2 jobs in") and text.index("job_1") < text.index("job_0")  # best first
-    sidecar.stop()
-    assert started.returncode == 0
+    sidecar.stop()  # nothing outstanding: ended at once
+    assert started.returncode is not None and sidecar._process is None
+
+
+@pytest.mark.parametrize("noticed_by", ["stop", "the next figure"])
+def test_figures_a_dead_sidecar_left_are_drawn_here(started, tmp_path, noticed_by):
+    started.send_signal(signal.SIGSTOP)  # it cannot take the request off the pipe...
+    sidecar.draw_curves(HISTORY, 2, tmp_path / "handed.png")
+    started.kill()  # ...and dies with it unwritten
+    started.wait()
+    if noticed_by == "stop":
+        sidecar.stop()
+    else:
+        sidecar.draw_curves(HISTORY, 2, tmp_path / "next.png")
+        assert (tmp_path / "next.png").is_file()
+    assert (tmp_path / "handed.png").read_bytes()[:8] == PNG
 
 
 def test_a_dead_sidecar_means_the_work_is_done_here(started, sweep_dir, tmp_path):

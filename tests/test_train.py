@@ -103,8 +103,10 @@ def test_refuses_to_overwrite_a_run(idx_root, tmp_path):
 def test_resume_of_a_finished_run_returns_the_stored_result(idx_root, tmp_path, monkeypatch):
     first = train(compose(tiny(idx_root)), tmp_path)
     monkeypatch.setattr(train_mod, "train_epoch", lambda *a, **k: pytest.fail("must not train again"))
+    (tmp_path / "curves.png").unlink()  # as if killed after metrics.json, before its figure was drawn
     again = train(compose(tiny(idx_root, "resume=true")), tmp_path)
     assert again.to_json() == first.to_json()
+    assert (tmp_path / "curves.png").stat().st_size > 10_000  # drawn again from the checkpoint's history
 
 
 def test_resume_refuses_a_changed_config(idx_root, tmp_path):
