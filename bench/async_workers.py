@@ -16,15 +16,14 @@ workers are up by then) to the last trial's end.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import optuna
 
+from common import run_timed, search_options
 from sweep.fake_data import write_dataset
 
 SWEEPERS = {
@@ -41,9 +40,7 @@ def one_run(extra: list[str], root: Path, sweep_dir: Path, n_trials: int) -> dic
            f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=bench", f"hydra.sweep.dir={sweep_dir}",
            f"data.root={root}", "data.train_size=4096", "data.val_size=256", "data.test_size=100",
            "data.batch_size=16", "trainer.epochs=choice(1, 10)"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"error: {' '.join(extra)} failed:\n{proc.stderr[-3000:]}")
+    run_timed(cmd)
     trials = optuna.load_study(study_name="bench", storage=storage).trials
     spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials]
     # Measure from the first trial's end, once both workers have started: worker start-up is the
@@ -55,12 +52,7 @@ def one_run(extra: list[str], root: Path, sweep_dir: Path, n_trials: int) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args()
-    n_trials, runs = (4, 1) if args.smoke else (args.trials, args.runs)
+    n_trials, runs = search_options(__doc__, trials=12, smoke_trials=4)
     results: dict[str, list[dict]] = {name: [] for name in SWEEPERS}
     with tempfile.TemporaryDirectory(prefix="sweep-async-") as tmp:
         root = write_dataset(Path(tmp) / "data", 4400, 100)

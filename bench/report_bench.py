@@ -18,13 +18,14 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from common import run_timed
 
 REPO = Path(__file__).resolve().parent.parent
 HIDDEN = [15, 30, 60, 120, 240]
@@ -89,12 +90,9 @@ def make_sweep(sweep_dir: Path, n_jobs: int) -> Path:
 
 
 def time_cli(sweep_dir: Path) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "sweep.report", str(sweep_dir)], cwd=sweep_dir.parent,
-                          capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0 or not (sweep_dir / "report_curves.png").is_file():
-        sys.exit(f"error: python -m sweep.report failed:\n{proc.stderr[-2000:]}")
+    _, elapsed = run_timed([sys.executable, "-m", "sweep.report", str(sweep_dir)], cwd=sweep_dir.parent)
+    if not (sweep_dir / "report_curves.png").is_file():
+        sys.exit(f"error: python -m sweep.report wrote no report_curves.png in {sweep_dir}")
     return elapsed
 
 

@@ -19,8 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import run_timed
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_CODE = REPO / "bench" / "seed_notebook.py"
@@ -53,12 +54,7 @@ def prepare(source: Path | None, work: Path, smoke: bool) -> tuple[Path, Path]:
 
 
 def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd[:4])} ... failed:\n{proc.stderr[-2000:]}")
-    return elapsed
+    return run_timed(cmd, cwd=REPO, stdout=subprocess.DEVNULL)[1]
 
 
 def main() -> None:

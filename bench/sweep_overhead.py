@@ -12,15 +12,13 @@ checkpoint and metric writes, plots, the test evaluation, and the study's storag
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import run_timed, search_options
 from sweep.fake_data import write_dataset
 
 
@@ -28,11 +26,7 @@ def one_run(root: Path, sweep_dir: Path, n_trials: int) -> dict:
     cmd = [sys.executable, "-m", "sweep.train", "-m", "search=optuna", f"data.root={root}",
            "data.train_size=1024", "data.val_size=512", "data.test_size=500", "trainer.epochs=3",
            f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.n_trials={n_trials}"]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"error: the search failed:\n{proc.stderr[-3000:]}")
+    proc, wall = run_timed(cmd)
     compute = 0.0
     for history in sweep_dir.glob("trial_*/history.csv"):
         rows = list(csv.DictReader(history.open()))
@@ -43,12 +37,7 @@ def one_run(root: Path, sweep_dir: Path, n_trials: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args()
-    n_trials, runs = (3, 1) if args.smoke else (args.trials, args.runs)
+    n_trials, runs = search_options(__doc__, trials=50, smoke_trials=3)
     with tempfile.TemporaryDirectory(prefix="sweep-overhead-") as tmp:
         root = write_dataset(Path(tmp) / "data", 1600, 500)
         results = []

@@ -63,6 +63,11 @@ def _flat_files(root: Path, train: bool) -> tuple[Path, Path] | None:
     return found[0], found[1]
 
 
+def _split_files(root: Path, name: str, train: bool) -> tuple[Path, Path] | None:
+    """A split's IDX pair in a flat folder, or in torchvision's layout (ROOT/MNIST/raw/)."""
+    return _flat_files(root, train) or _flat_files(root / TORCHVISION_CLASS[name] / "raw", train)
+
+
 def _read_idx(path: Path, reader_name: str) -> torch.Tensor:
     """Read one IDX file with torchvision's own reader; gzipped files are unpacked to a temp dir."""
     from torchvision.datasets import mnist
@@ -144,7 +149,7 @@ def load_raw(name: str, root: str, train: bool, download: bool) -> tuple[torch.T
     so that the jobs of a multirun read the disk once."""
     root_path = Path(root)
     split = "training" if train else "test"
-    files = _flat_files(root_path, train) or _flat_files(root_path / TORCHVISION_CLASS[name] / "raw", train)
+    files = _split_files(root_path, name, train)
     if files is not None:
         images, labels = _read_idx_pair(*files)
     else:
@@ -203,7 +208,7 @@ def load_train_val(cfg: DictConfig) -> tuple[Split, Split]:
 def require_test_split(cfg: DictConfig) -> None:
     """Fail before training, not after it, when the test split is missing; checks files without reading them."""
     root = resolve_root(cfg)
-    if _flat_files(root, train=False) or _flat_files(root / TORCHVISION_CLASS[cfg.name] / "raw", train=False):
+    if _split_files(root, cfg.name, train=False):
         return
     raise DataError(
         f"the {cfg.name} test split is missing from {root}: add t10k-images-idx3-ubyte[.gz] and "
