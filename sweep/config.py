@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,11 +73,17 @@ class Config:
     resume: bool = False
 
 
+@functools.lru_cache(maxsize=1)
+def _schema() -> DictConfig:
+    """Built once a process (it takes longer than the merge); OmegaConf.merge copies it, never changes it."""
+    return OmegaConf.structured(Config)
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Return the job config typed against the schema, or raise ConfigError naming the key and the fix."""
     job = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(Config), job)
+        typed = OmegaConf.merge(_schema(), job)
         OmegaConf.resolve(typed)
     except ConfigKeyError as e:
         key = getattr(e, "full_key", None) or "?"

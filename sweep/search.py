@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 
 from sweep import storage as storage_mod
 from sweep.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
+from sweep.compose import ComposeOnce
 from sweep.errors import UserError
 from sweep.pruning import PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
 
@@ -95,6 +96,9 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         make_pruner(self.pruner_name, self.pruner_args)  # fail now on a bad name or argument
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        if ComposeOnce.applies_to(config):  # the launcher composes each trial's config through this
+            hydra_context = HydraContext(config_loader=ComposeOnce(hydra_context.config_loader),
+                                         callbacks=hydra_context.callbacks)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.url = storage_mod.resolve_url(self.storage, Path(self.sweep_dir))
         self.shown_url = storage_mod.mask(self.url)
@@ -152,13 +156,10 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
     def _counted(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         return [t for t in study.get_trials(deepcopy=False) if counts_toward_n_trials(t)]
 
-    def _open_slots(self, study: optuna.Study) -> int:
+    def _open_slots(self, trials: list[optuna.trial.FrozenTrial]) -> int:
         """Trials still to start; queued retries (WAITING) fill slots, and ask() hands them out first."""
-        taken = [t for t in self._counted(study) if t.state != TrialState.WAITING]
+        taken = [t for t in trials if counts_toward_n_trials(t) and t.state != TrialState.WAITING]
         return self.n_trials - len(taken)
-
-    def _failed(self, study: optuna.Study) -> int:
-        return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL and FAILURE_ATTR in t.user_attrs)
 
     # ------------------------------------------------------------------ one trial
 
@@ -273,25 +274,29 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         max_failures = self.max_failure_rate * self.n_trials
         running: list[Running] = []
         last_beat = last_results = time.monotonic()
+        last_stale_check = -math.inf
         unwritten = False  # trials finished since trials.csv was last written
         waiting_for = 0
         self._pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="trial")
         try:
             while True:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(study)
-                too_many_failures = self._failed(study) > max_failures
+                if time.monotonic() - last_stale_check >= POLL_S:  # a query; staleness takes a grace period
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(study)
+                    last_stale_check = time.monotonic()
+                trials = study.get_trials(deepcopy=False)
+                too_many_failures = _failed(trials) > max_failures
+                open_slots = self._open_slots(trials)
                 may_start = not (self.synchronous and running)  # upstream-style: whole batches only
-                while may_start and not too_many_failures and len(running) < concurrency \
-                        and self._open_slots(study) > 0:
-                    started = self._start(study, distributions, fixed)
+                while may_start and not too_many_failures and len(running) < concurrency and open_slots > 0:
+                    started = self._start(study, distributions, fixed)  # re-checks slots against the study
                     if started is None:
                         break
                     running.append(started)
+                    open_slots -= 1
                 if not running:
-                    others = [t for t in study.get_trials(deepcopy=False)
-                              if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+                    others = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
                     if too_many_failures or not others:
                         break
                     if len(others) != waiting_for:
@@ -319,7 +324,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                 self._write_results(study)  # also after Ctrl-C, so that the files match the study
             except Exception as e:  # they mirror the study, which holds everything; never mask the cause
                 log.warning("could not update %s/trials.csv: %s", self.sweep_dir, e)
-        failed = self._failed(study)
+        failed = _failed(study.get_trials(deepcopy=False))
         if failed > max_failures:
             raise UserError(
                 f"{failed} of {self.n_trials} trials failed, more than hydra.sweeper.max_failure_rate="
@@ -352,6 +357,11 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                          any(t.state == s for t in trials)},
         }
         atomic_write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
+
+
+def _failed(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that failed while running (not stale or surplus ones)."""
+    return sum(1 for t in trials if t.state == TrialState.FAIL and FAILURE_ATTR in t.user_attrs)
 
 
 def _tell(study: optuna.Study, trial: optuna.trial.Trial, **kwargs: Any) -> None:
