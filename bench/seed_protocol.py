@@ -4,10 +4,13 @@ against the seed chapter's own code (bench/seed_notebook.py) on the same real di
     python bench/seed_protocol.py                  # real MNIST digits from ../shared/data/mnist-test-split
     python bench/seed_protocol.py --mnist DIR      # a folder with t10k-images-idx3-ubyte.gz and labels
     python bench/seed_protocol.py --smoke          # fake digits, one round: checks the bench still runs
+    python bench/seed_protocol.py --extra trainer.eval_every=1 --floor
+                                                   # per-iteration evaluation, and its floor
 
 Both sides use 10,000 real digits as their "training split" (train = first 1024, val = next 1024).
 Runs alternate (ours, seed, ours, seed, ...) so that drift in machine speed hits both; the ratio is
-taken pair by pair and its median printed.
+taken pair by pair and its median printed. --floor also times bench/seed_eval_floor.py in every round:
+a process that only imports torch and runs the seed's 2,880 per-iteration evaluations.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from common import run_timed
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_CODE = REPO / "bench" / "seed_notebook.py"
+FLOOR_CODE = REPO / "bench" / "seed_eval_floor.py"
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist-test-split"
 
 
@@ -63,6 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed pairs (after one warm-up pair)")
     parser.add_argument("--smoke", action="store_true", help="fake data, one pair, no warm-up")
     parser.add_argument("--extra", nargs="*", default=[], help="extra overrides for sweep, e.g. trainer.eval_every=1")
+    parser.add_argument("--floor", action="store_true", help="also time the per-iteration evaluations alone")
     args = parser.parse_args()
     if not args.smoke and not (args.mnist / "t10k-images-idx3-ubyte.gz").is_file():
         sys.exit(f"error: no MNIST IDX files in {args.mnist}: pass --mnist DIR, or --smoke")
@@ -70,24 +75,35 @@ def main() -> None:
         work = Path(tmp)
         flat, tv = prepare(None if args.smoke else args.mnist, work, args.smoke)
         seed_cmd = [sys.executable, str(SEED_CODE), str(tv)]
+        floor_cmd = [sys.executable, str(FLOOR_CODE), *(["--iterations", "4"] if args.smoke else [])]
         rounds = 1 if args.smoke else args.runs + 1
-        ours_t, seed_t = [], []
+        ours_t, seed_t, floor_t = [], [], []
         for i in range(rounds):
             ours_cmd = [sys.executable, "-m", "sweep.train", "-m", "model.num_hidden=15,30,60",
                         f"data.root={flat}", f"hydra.sweep.dir={work / f'sweep{i}'}", *args.extra]
             ours_t.append(timed(ours_cmd))
             seed_t.append(timed(seed_cmd))
+            if args.floor:
+                floor_t.append(timed(floor_cmd))
             print(f"round {i}{' (warm-up)' if i == 0 and not args.smoke else ''}: "
-                  f"sweep {ours_t[-1]:.2f} s, seed code {seed_t[-1]:.2f} s", flush=True)
+                  f"sweep {ours_t[-1]:.2f} s, seed code {seed_t[-1]:.2f} s"
+                  + (f", evaluations alone {floor_t[-1]:.2f} s" if args.floor else ""), flush=True)
         if not args.smoke:
-            ours_t, seed_t = ours_t[1:], seed_t[1:]
-        ratios = [a / b for a, b in zip(ours_t, seed_t)]
+            ours_t, seed_t, floor_t = ours_t[1:], seed_t[1:], floor_t[1:]
         extra = " ".join(args.extra) or "per-epoch evaluation (default)"
         print(f"\nseed protocol, 3 models x 15 epochs, {extra}, {len(ours_t)} timed pair(s):")
         print(f"  sweep -m model.num_hidden=15,30,60  median {statistics.median(ours_t):6.2f} s")
         print(f"  seed notebook code                  median {statistics.median(seed_t):6.2f} s")
-        print(f"  ratio sweep / seed                  median {statistics.median(ratios):6.3f}"
-              f"  (min {min(ratios):.3f}, max {max(ratios):.3f})")
+        print_ratio("ratio sweep / seed", ours_t, seed_t)
+        if args.floor:
+            print(f"  the seed's evaluations alone       median {statistics.median(floor_t):6.2f} s")
+            print_ratio("ratio evaluations alone / seed", floor_t, seed_t)
+
+
+def print_ratio(label: str, a: list[float], b: list[float]) -> None:
+    """The median of the pair-by-pair ratios, with their spread."""
+    ratios = [x / y for x, y in zip(a, b)]
+    print(f"  {label:<35} median {statistics.median(ratios):6.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ So `ComposeOnce` composes through Hydra once for each distinct list of structura
 config, and gives each job a copy with the job's value overrides applied by that same Hydra function,
 then redoes the bookkeeping Hydra does after it (the `hydra.overrides` lists, `env_copy`,
 `override_dirname`). tests/test_compose.py checks the result against Hydra's own composition.
+Our sweepers (`sweep_basic`, `sweep_optuna`) hand it to their launcher through `compose_once`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException
 from hydra.plugins.config_source import ConfigSource
-from hydra.types import RunMode
+from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -112,3 +113,10 @@ class ComposeOnce(ConfigLoader):
     def compute_defaults_list(self, config_name: Optional[str], overrides: List[str],
                               run_mode: RunMode) -> List[ResultDefault]:
         return self.inner.compute_defaults_list(config_name, overrides, run_mode)
+
+
+def compose_once(hydra_context: HydraContext, config: DictConfig) -> HydraContext:
+    """The context a sweeper gives its launcher: with ComposeOnce as its config loader where it applies."""
+    if not ComposeOnce.applies_to(config):
+        return hydra_context
+    return HydraContext(config_loader=ComposeOnce(hydra_context.config_loader), callbacks=hydra_context.callbacks)

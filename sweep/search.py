@@ -40,7 +40,7 @@ from optuna.trial import TrialState
 
 from sweep import storage as storage_mod
 from sweep.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
-from sweep.compose import ComposeOnce
+from sweep.compose import compose_once
 from sweep.errors import UserError
 from sweep.pruning import PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
 
@@ -96,10 +96,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         make_pruner(self.pruner_name, self.pruner_args)  # fail now on a bad name or argument
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        if ComposeOnce.applies_to(config):  # the launcher composes each trial's config through this
-            hydra_context = HydraContext(config_loader=ComposeOnce(hydra_context.config_loader),
-                                         callbacks=hydra_context.callbacks)
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        super().setup(hydra_context=compose_once(hydra_context, config), task_function=task_function, config=config)
         self.url = storage_mod.resolve_url(self.storage, Path(self.sweep_dir))
         self.shown_url = storage_mod.mask(self.url)
         # Jobs (in this process or in launcher workers started later) reach the study through this.

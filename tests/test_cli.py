@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import REPO, run_cli, tiny
 from sweep.fake_data import write_dataset
@@ -32,10 +33,13 @@ def test_multirun_of_the_seed_models(idx_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert jobs == ["job_0", "job_1", "job_2"]
-    for job in jobs:
+    for job, num_hidden in zip(jobs, (4, 8, 16)):
         metrics = json.loads((sweep_dir / job / "metrics.json").read_text())
         assert metrics["status"] == "completed"
-        assert (sweep_dir / job / ".hydra" / "config.yaml").is_file()
+        hydra = OmegaConf.load(sweep_dir / job / ".hydra" / "hydra.yaml").hydra
+        assert hydra.sweeper._target_.endswith("SweepBasicSweeper")  # composed once for all (sweep.compose)
+        assert hydra.overrides.task[-1] == f"model.num_hidden={num_hidden}" and hydra.job.num == int(job[-1])
+        assert OmegaConf.load(sweep_dir / job / ".hydra" / "config.yaml").model.num_hidden == num_hidden
         assert "epoch 3/3" in (sweep_dir / job / "train.log").read_text()
         assert (sweep_dir / job / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn by the sidecar
     hidden = [checkpoint.load(sweep_dir / j / "checkpoints" / "last.pt")["config"]["model"]["num_hidden"] for j in jobs]
