@@ -1,7 +1,7 @@
 """A torch-free helper process for figures and tables, so the training process never imports matplotlib
 or pandas.
 
-Matplotlib costs about 0.3 s to import and 0.1 s a figure, pandas about 0.2 s: in a sweep of small
+Matplotlib costs about 0.3 s to import and 0.07 s a figure, pandas about 0.2 s: in a sweep of small
 jobs that is a large share of each job. `python -m sweep.train` starts this sidecar before it imports
 torch, so the sidecar's own imports run on the other core meanwhile. Jobs then hand it their
 curves.png (`draw_curves`), and the end-of-sweep table comes from it (`summary`).
