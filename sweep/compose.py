@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 # Value overrides of these keys are structural too: Hydra reads or rewrites them while composing.
-STRUCTURAL_KEYS = ("hydra.searchpath", "hydra.runtime")
+STRUCTURAL_KEYS = ("hydra.searchpath", "hydra.runtime", "hydra.job.env_copy", "hydra.job.config_name")
 
 
 class ComposeOnce(ConfigLoader):

@@ -18,19 +18,19 @@ class _CurvesFigure:
     def __init__(self) -> None:
         from matplotlib.figure import Figure
 
-        self.fig = Figure(figsize=(10, 4))
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.86, wspace=0.22)  # layout engines are slow
+        self.fig = Figure(figsize=(10, 4.4))
+        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.8, wspace=0.22)  # layout engines are slow
         self.axes = self.fig.subplots(1, 2)
         self.lines: list[Any] = []
         self.selected: list[Any] = []
-        self.legends: list[Any] = []
-        # Loss falls and accuracy rises, so their upper and lower right corners stay clear.
-        for ax, (name, *_), corner in zip(self.axes, CURVES, ("upper right", "lower right")):
+        for ax, (name, *_) in zip(self.axes, CURVES):
             self.lines += [ax.plot([], [], marker="o", ms=3, label=label)[0] for label in ("Train", "Validation")]
             self.selected.append(ax.axvline(1, color="grey", ls="--", lw=1, label="Selected epoch"))
             ax.set(xlabel="Epoch", ylabel=name, title=name)
             ax.grid(alpha=0.3)
-            self.legends.append(ax.legend(loc=corner, fontsize=8))
+        # One legend above both panels: it never covers a curve, and costs no placement search.
+        self.legend = self.fig.legend(handles=[*self.lines[:2], self.selected[0]], loc="upper center",
+                                      bbox_to_anchor=(0.5, 0.93), ncol=3, fontsize=8, frameon=False)
         self.note = self.axes[1].annotate("", (0, 0), textcoords="offset points", xytext=(6, -14), fontsize=8)
         self.title = self.fig.suptitle("")
         self.lock = threading.Lock()  # jobs may finish in several threads of one process
@@ -42,11 +42,13 @@ class _CurvesFigure:
             keys = [key for _, *pair in CURVES for key in pair]
             for line, key in zip(self.lines, keys):
                 line.set_data(epochs, [r[key] for r in history])
-            for ax, marker, legend in zip(self.axes, self.selected, self.legends):
+            for ax, marker in zip(self.axes, self.selected):
                 marker.set_xdata([best_epoch, best_epoch])
-                legend.get_texts()[2].set_text(f"Selected epoch {best_epoch}")
-                ax.relim()
+                marker.set_visible(False)  # the limits are the data's: the marker's x would come through
+                ax.relim(visible_only=True)  # the last run's transform, with round-off (a 1-epoch run broke)
+                marker.set_visible(True)
                 ax.autoscale_view()
+            self.legend.get_texts()[2].set_text(f"Selected epoch {best_epoch}")
             self.note.set_text(f"val {best['val_acc']:.3f}")
             self.note.xy = (best_epoch, best["val_acc"])
             self.title.set_text(title)
