@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -467,6 +468,13 @@ def preflight(argv: list[str]) -> None:
     require_test_split(cfg.data)
 
 
+def _rejected_flags(e: ValueError) -> bool:
+    """Hydra refuses conflicting flags (-m with --cfg, --resolve without --cfg) with a bare ValueError,
+    raised from its flag checks before anything runs."""
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    return last.name == "_run_hydra" and Path(last.filename).parts[-3:-1] == ("hydra", "_internal")
+
+
 def cli() -> None:
     """Run Hydra, turning every user error (ours, Hydra's, OmegaConf's) into one line on stderr."""
     import hydra
@@ -484,6 +492,11 @@ def cli() -> None:
         if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
             msg += ": " + str(cause).strip().splitlines()[0]
         print(f"error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValueError as e:
+        if not _rejected_flags(e):
+            raise
+        print(f"error: {e}; see python -m sweep.train --help", file=sys.stderr)
         raise SystemExit(2) from None
     finally:
         # The interpreter's last garbage collections walk torch's whole object graph: about 0.35 s per

@@ -109,6 +109,16 @@ def test_bad_config_is_one_line_and_creates_nothing(idx_root, tmp_path, override
     assert not run.exists()
 
 
+@pytest.mark.parametrize("flags, fragment", [
+    (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg"),
+    (["-m", "model.num_hidden=4,8", "--resolve"], "--resolve flag can only be used"),
+])
+def test_conflicting_hydra_flags_are_one_line(tmp_path, flags, fragment):
+    proc = run_cli(*flags, cwd=tmp_path)
+    assert_one_line_error(proc, fragment, "--help")
+    assert proc.returncode == 2 and not any(tmp_path.iterdir())
+
+
 def test_missing_data_is_one_line_and_creates_nothing(tmp_path):
     run = tmp_path / "run"
     proc = run_cli(f"data.root={tmp_path / 'nowhere'}", "data.download=false", f"hydra.run.dir={run}", cwd=tmp_path)
