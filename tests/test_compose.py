@@ -67,6 +67,17 @@ def test_one_composition_per_group_choice(loaders: tuple[DictConfig, ComposeOnce
     assert len(fast._bases) == 2
 
 
+def test_copied_environment_is_read_for_every_job(loaders: tuple[DictConfig, ComposeOnce],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    master, fast = loaders
+    job = [*FIXED, "hydra.job.env_copy=[COMPOSE_TEST_VAR]", "model.num_hidden=5"]
+    for value in ("first", "second"):  # one cached composition, the environment read anew
+        monkeypatch.setenv("COMPOSE_TEST_VAR", value)
+        got = fast.load_sweep_config(master, job)
+        assert got.hydra.job.env_set.COMPOSE_TEST_VAR == value
+        assert as_data(got) == as_data(fast.inner.load_sweep_config(master, job))
+
+
 def test_bad_override_fails_as_in_hydra(loaders: tuple[DictConfig, ComposeOnce]) -> None:
     master, fast = loaders
     for loader in (fast.inner, fast):
