@@ -64,8 +64,13 @@ class ComposeOnce(ConfigLoader):
         parsed = OverridesParser.create().parse_overrides(overrides=overrides)
         if validate_sweep_overrides:
             ConfigLoaderImpl.validate_sweep_overrides_legal(parsed, run_mode=run_mode, from_shell=from_shell)
-        values = [o for o in parsed if self._is_value_override(o)]
-        structural = [o.input_line for o in parsed if o not in values]
+        values: list[Override] = []
+        structural: list[str] = []
+        for o in parsed:
+            if self._is_value_override(o):
+                values.append(o)
+            else:
+                structural.append(o.input_line)
         key = (config_name, run_mode, from_shell, tuple(structural))
         base = self._bases.get(key)
         if base is None:
@@ -106,8 +111,8 @@ class ComposeOnce(ConfigLoader):
     def list_groups(self, parent_name: str) -> List[str]:
         return self.inner.list_groups(parent_name)
 
-    def get_group_options(self, group_name: str, results_filter: Optional[ObjectType] = ObjectType.CONFIG, config_name: Optional[str] = None,
-                          overrides: Optional[List[str]] = None) -> List[str]:
+    def get_group_options(self, group_name: str, results_filter: Optional[ObjectType] = ObjectType.CONFIG,
+                          config_name: Optional[str] = None, overrides: Optional[List[str]] = None) -> List[str]:
         return self.inner.get_group_options(group_name, results_filter, config_name, overrides)
 
     def compute_defaults_list(self, config_name: Optional[str], overrides: List[str],

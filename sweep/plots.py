@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 CURVES = (("Loss", "train_loss", "val_loss"), ("Accuracy", "train_acc", "val_acc"))
+LINE_KEYS = [key for _, *pair in CURVES for key in pair]  # the history column of each line, in drawing order
 
 
 class _CurvesFigure:
@@ -39,8 +40,7 @@ class _CurvesFigure:
         epochs = [r["epoch"] for r in history]
         best = next(r for r in history if r["epoch"] == best_epoch)
         with self.lock:
-            keys = [key for _, *pair in CURVES for key in pair]
-            for line, key in zip(self.lines, keys):
+            for line, key in zip(self.lines, LINE_KEYS):
                 line.set_data(epochs, [r[key] for r in history])
             for ax, marker in zip(self.axes, self.selected):
                 marker.set_xdata([best_epoch, best_epoch])

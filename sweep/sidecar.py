@@ -87,10 +87,8 @@ def _draw_unfinished() -> None:
     if missing:
         log.warning("the sidecar left %d figure(s) unwritten; drawing them in this process", len(missing))
     for r in missing:
-        try:
-            _draw_curves(r["history"], r["best_epoch"], Path(r["path"]), r["title"])
-        except Exception as e:  # one bad figure must not stop the others, nor the sweep
-            log.warning("cannot draw %s: %s: %s", r["path"], type(e).__name__, e)
+        if (error := _draw_request(r)) is not None:
+            log.warning("%s", error)
 
 
 def draw_curves(history: list[dict], best_epoch: int, path: Path, title: str = "") -> None:
@@ -146,6 +144,16 @@ def _draw_curves(history: list[dict], best_epoch: int, path: Path, title: str) -
     atomic_write_with(path, lambda p: plot_run_curves(history, best_epoch, p, title))
 
 
+def _draw_request(r: dict[str, Any]) -> Optional[str]:
+    """Draw a figure handed to the sidecar; on failure, say why instead of raising: one bad figure must
+    not stop the others, nor the sweep."""
+    try:
+        _draw_curves(r["history"], r["best_epoch"], Path(r["path"]), r["title"])
+    except Exception as e:
+        return f"cannot draw {r['path']}: {type(e).__name__}: {e}"
+    return None
+
+
 def _summary(sweep_dir: Path, top: int) -> str:
     from sweep.report import load_runs, summary_table
 
@@ -165,11 +173,9 @@ def _serve() -> int:
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "curves":
-            try:
-                _draw_curves(req["history"], req["best_epoch"], Path(req["path"]), req["title"])
-            except Exception as e:  # one bad figure must not stop the others
+            if (error := _draw_request(req)) is not None:
                 failed += 1
-                print(f"error: cannot draw {req['path']}: {type(e).__name__}: {e}", file=sys.stderr)
+                print(f"error: {error}", file=sys.stderr)
         elif req["op"] == "summary":
             try:
                 reply = {"text": _summary(Path(req["sweep_dir"]), req["top"])}
