@@ -6,6 +6,7 @@ against the seed chapter's own code (bench/seed_notebook.py) on the same real di
     python bench/seed_protocol.py --smoke          # fake digits, one round: checks the bench still runs
     python bench/seed_protocol.py --extra trainer.eval_every=1 --floor
                                                    # per-iteration evaluation, and its floor
+    python bench/seed_protocol.py --threads 1      # one torch thread in every process (a busy machine)
 
 Both sides use 10,000 real digits as their "training split" (train = first 1024, val = next 1024).
 Runs alternate (ours, seed, ours, seed, ...) so that drift in machine speed hits both; the ratio is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import run_timed
+from common import ratio_line, run_timed
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_CODE = REPO / "bench" / "seed_notebook.py"
@@ -57,8 +59,11 @@ def prepare(source: Path | None, work: Path, smoke: bool) -> tuple[Path, Path]:
     return flat, work / "tv"
 
 
-def timed(cmd: list[str]) -> float:
-    return run_timed(cmd, cwd=REPO, stdout=subprocess.DEVNULL)[1]
+def timed(cmd: list[str], threads: int | None) -> float:
+    """Wall time of one process; `threads` sets torch's thread pool by environment, so that the seed's
+    code, which must stay as written, gets the same setting as sweep."""
+    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    return run_timed(cmd, cwd=REPO, stdout=subprocess.DEVNULL, env=env)[1]
 
 
 def main() -> None:
@@ -68,6 +73,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="fake data, one pair, no warm-up")
     parser.add_argument("--extra", nargs="*", default=[], help="extra overrides for sweep, e.g. trainer.eval_every=1")
     parser.add_argument("--floor", action="store_true", help="also time the per-iteration evaluations alone")
+    parser.add_argument("--threads", type=int, help="torch threads of every process (OMP_NUM_THREADS); on a busy "
+                        "machine 1 keeps torch's thread pool from stalling on cores other processes hold")
     args = parser.parse_args()
     if not args.smoke and not (args.mnist / "t10k-images-idx3-ubyte.gz").is_file():
         sys.exit(f"error: no MNIST IDX files in {args.mnist}: pass --mnist DIR, or --smoke")
@@ -81,29 +88,24 @@ def main() -> None:
         for i in range(rounds):
             ours_cmd = [sys.executable, "-m", "sweep.train", "-m", "model.num_hidden=15,30,60",
                         f"data.root={flat}", f"hydra.sweep.dir={work / f'sweep{i}'}", *args.extra]
-            ours_t.append(timed(ours_cmd))
-            seed_t.append(timed(seed_cmd))
+            ours_t.append(timed(ours_cmd, args.threads))
+            seed_t.append(timed(seed_cmd, args.threads))
             if args.floor:
-                floor_t.append(timed(floor_cmd))
+                floor_t.append(timed(floor_cmd, args.threads))
             print(f"round {i}{' (warm-up)' if i == 0 and not args.smoke else ''}: "
                   f"sweep {ours_t[-1]:.2f} s, seed code {seed_t[-1]:.2f} s"
                   + (f", evaluations alone {floor_t[-1]:.2f} s" if args.floor else ""), flush=True)
         if not args.smoke:
             ours_t, seed_t, floor_t = ours_t[1:], seed_t[1:], floor_t[1:]
         extra = " ".join(args.extra) or "per-epoch evaluation (default)"
-        print(f"\nseed protocol, 3 models x 15 epochs, {extra}, {len(ours_t)} timed pair(s):")
+        threads = f"{args.threads} torch thread(s)" if args.threads else "torch's default threads"
+        print(f"\nseed protocol, 3 models x 15 epochs, {extra}, {threads}, {len(ours_t)} timed pair(s):")
         print(f"  sweep -m model.num_hidden=15,30,60  median {statistics.median(ours_t):6.2f} s")
         print(f"  seed notebook code                  median {statistics.median(seed_t):6.2f} s")
-        print_ratio("ratio sweep / seed", ours_t, seed_t)
+        print(ratio_line("ratio sweep / seed", ours_t, seed_t))
         if args.floor:
             print(f"  the seed's evaluations alone       median {statistics.median(floor_t):6.2f} s")
-            print_ratio("ratio evaluations alone / seed", floor_t, seed_t)
-
-
-def print_ratio(label: str, a: list[float], b: list[float]) -> None:
-    """The median of the pair-by-pair ratios, with their spread."""
-    ratios = [x / y for x, y in zip(a, b)]
-    print(f"  {label:<35} median {statistics.median(ratios):6.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
+            print(ratio_line("ratio evaluations alone / seed", floor_t, seed_t))
 
 
 if __name__ == "__main__":

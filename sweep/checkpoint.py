@@ -14,7 +14,8 @@ import torch
 from sweep.atomic import atomic_write_bytes
 from sweep.errors import CheckpointError
 
-FORMAT = "sweep-checkpoint/1"
+FORMAT = "sweep-checkpoint/2"
+READABLE = (FORMAT, "sweep-checkpoint/1")  # /1: sweep 0.1, before _target_ configs (loads, does not resume)
 EPOCH_FILE = re.compile(r"^epoch_(\d{3,})\.pt$")
 
 
@@ -60,7 +61,7 @@ def load(path: Path) -> dict[str, Any]:
         raise _corrupt(path, reason.strip().splitlines()[0][:120]) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise _corrupt(path, (str(e).strip().splitlines() or [type(e).__name__])[0][:120]) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE:
         raise CheckpointError(f"{path} is not a sweep checkpoint (no '{FORMAT}' marker); point to a file sweep wrote")
     return state
 

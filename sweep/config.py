@@ -1,73 +1,71 @@
-"""Typed schema and value checks for the composed config, so a typo fails before any work."""
+"""The config's schema and checks, so that a typo fails before any work, with one line naming the key.
+
+`trainer`, `seed` and `resume` are typed here. `model`, `optimizer`, `scheduler` and `data` name a class by
+`_target_`: their keys are checked against that class's constructor (a keyword it does not take, or a
+value of the wrong type, is refused), plus the few keys sweep reads itself (`SWEEP_KEYS`).
+"""
 
 from __future__ import annotations
 
+import collections.abc
+import difflib
 import functools
+import importlib
+import inspect
 import math
+import os
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from sweep.errors import ConfigError
+from sweep.data import LOADER_KEYS
+from sweep.errors import ConfigError, first_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu")
-OPTIMIZERS = ("sgd", "adam")
-DATASETS = ("mnist", "fashion_mnist")
-TASKS = ("binary", "multiclass")
-MONITORS = ("val_acc", "val_loss")
-SCHEDULES = ("constant", "cosine")
-
-
-@dataclass
-class ModelConfig:
-    name: str = "pigeon"
-    num_hidden: int = 30
-    num_layers: int = 1
-    activation: str = "relu"
-    dropout: float = 0.0
-
-
-@dataclass
-class OptimizerConfig:
-    name: str = "sgd"
-    lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-
-
-@dataclass
-class DataConfig:
-    name: str = "mnist"
-    root: Optional[str] = None
-    download: bool = True
-    batch_size: int = 32
-    train_size: int = 1024
-    val_size: int = 1024
-    test_size: Optional[int] = None
-    task: str = "binary"
-    threshold: int = 3
-    shuffle: bool = False
+PRECISIONS = ("32", "bf16", "16")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+TARGET_GROUPS = ("model", "optimizer", "scheduler", "data")
+HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+# Keys sweep reads itself; they are taken out before the class is instantiated.
+SWEEP_KEYS = {"data": set(LOADER_KEYS), "scheduler": {"interval"}, "optimizer": set(), "model": set()}
+INTERVALS = ("epoch", "iteration")
+# Scheduler keywords that sweep fills with the run's length when the config leaves them null.
+RUN_LENGTH_KEYS = ("T_max", "total_steps", "total_iters")
+# Keys that existed before models, data and optimizers were named by _target_.
+MOVED_KEYS = {
+    "optimizer.schedule": "the schedule is a config group now: scheduler=cosine (or scheduler=none, step, onecycle)",
+    "optimizer.name": "pick the optimizer with optimizer=sgd|adam|adamw, or name any class with optimizer._target_",
+    "model.name": "pick the model with model=pigeon|cnn, or name any class with model._target_",
+    "data.name": "pick the data with data=mnist|fashion_mnist|cifar10|image_folder|csv, or data._target_",
+}
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = 15
-    monitor: str = "val_acc"
+    monitor: Optional[str] = None
     keep_checkpoints: Optional[int] = None
     eval_every: Optional[int] = None
+    eval_train: bool = True
+    device: str = "auto"
+    precision: str = "32"
+    deterministic: bool = True
+    threads: Optional[int] = None
 
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    data: Any = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 1
     resume: bool = False
@@ -87,22 +85,24 @@ def validate(cfg: DictConfig) -> DictConfig:
         OmegaConf.resolve(typed)
     except ConfigKeyError as e:
         key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(
-            f"unknown config key '{key}': check its spelling; "
-            "`python -m sweep.train --cfg job` lists every key"
-        ) from None
+        raise ConfigError(f"unknown config key '{key}': check its spelling; "
+                          "`python -m sweep.train --cfg job` lists every key") from None
     except ValidationError as e:
         key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(f"wrong type for '{key}': {_first_line(e)}") from None
+        raise ConfigError(f"wrong type for '{key}': {first_line(e)}") from None
     except OmegaConfBaseException as e:
-        raise ConfigError(f"invalid config: {_first_line(e)}") from None
-    _check_values(typed)
+        raise ConfigError(f"invalid config: {first_line(e)}") from None
+    missing = sorted(OmegaConf.missing_keys(typed))
+    if missing:
+        raise ConfigError(f"{missing[0]} has no value (??? in its config file): set it on the command line, "
+                          f"{missing[0]}=...")
+    _check_seed(typed.seed)
+    _check_trainer(typed.trainer)
+    for group in TARGET_GROUPS:
+        check_target(typed, group)
+    _check_optimizer(typed.optimizer)
     OmegaConf.set_readonly(typed, True)
     return typed
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _require(ok: bool, key: str, value: Any, must: str) -> None:
@@ -110,36 +110,176 @@ def _require(ok: bool, key: str, value: Any, must: str) -> None:
         raise ConfigError(f"{key}={value} is out of range: it must be {must}")
 
 
-def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value} is not supported: use one of {', '.join(choices)}")
+def _check_seed(seed: int) -> None:
+    """Every RNG takes it (NumPy's the fewest bits), and each epoch's shuffling seed derives from it."""
+    _require(0 <= seed < 2**32, "seed", seed, f"a whole number from 0 to {2**32 - 1}")
 
 
-def _check_values(cfg: DictConfig) -> None:
-    m, o, d, t = cfg.model, cfg.optimizer, cfg.data, cfg.trainer
-    _one_of("model.activation", m.activation, ACTIVATIONS)
-    _require(m.num_hidden >= 1, "model.num_hidden", m.num_hidden, "at least 1")
-    _require(m.num_layers >= 1, "model.num_layers", m.num_layers, "at least 1")
-    _require(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "in [0, 1)")
-    _one_of("optimizer.name", o.name, OPTIMIZERS)
-    _require(math.isfinite(o.lr) and o.lr > 0, "optimizer.lr", o.lr, "a finite number above 0")
-    _require(0.0 <= o.momentum < 1.0, "optimizer.momentum", o.momentum, "in [0, 1)")
-    _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "0 or more")
-    _one_of("optimizer.schedule", o.schedule, SCHEDULES)
-    _one_of("data.name", d.name, DATASETS)
-    _one_of("data.task", d.task, TASKS)
-    _require(d.batch_size >= 1, "data.batch_size", d.batch_size, "at least 1")
-    _require(d.train_size >= 1, "data.train_size", d.train_size, "at least 1")
-    _require(d.val_size >= 1, "data.val_size", d.val_size, "at least 1")
-    _require(d.test_size is None or d.test_size >= 1, "data.test_size", d.test_size, "null or at least 1")
-    _require(1 <= d.threshold <= 9, "data.threshold", d.threshold, "between 1 and 9")
+def _check_trainer(t: DictConfig) -> None:
+    """The trainer's values that no annotation can express: ranges, device names, a validation monitor."""
     _require(t.epochs >= 1, "trainer.epochs", t.epochs, "at least 1")
-    _one_of("trainer.monitor", t.monitor, MONITORS)
-    _require(
-        t.keep_checkpoints is None or t.keep_checkpoints >= 1,
-        "trainer.keep_checkpoints", t.keep_checkpoints, "null (keep all) or at least 1",
-    )
+    _require(t.keep_checkpoints is None or t.keep_checkpoints >= 1, "trainer.keep_checkpoints", t.keep_checkpoints,
+             "null (keep all) or at least 1")
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", t.eval_every, "null or at least 1")
+    _require(t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "null (torch's default) or at least 1")
+    if not DEVICE.match(t.device):
+        raise ConfigError(f"trainer.device={t.device} is not a device: use auto, cpu, cuda, cuda:N or mps")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={t.precision} is not supported: use one of {', '.join(PRECISIONS)}")
+    if t.monitor is not None and not t.monitor.startswith("val_"):
+        raise ConfigError(f"trainer.monitor={t.monitor} is not a validation metric: selection uses validation data "
+                          "only, so name a val_<metric> (val_acc, val_loss, val_rmse, ...)")
+
+
+def _check_optimizer(o: DictConfig) -> None:
+    """The keys every optimizer config documents; torch's own checks catch the rest when it is built."""
+    if "lr" in o and isinstance(o.lr, (int, float)):
+        _require(math.isfinite(o.lr) and o.lr > 0, "optimizer.lr", o.lr, "a finite number above 0")
+    if "momentum" in o and isinstance(o.momentum, (int, float)):
+        _require(0.0 <= o.momentum < 1.0, "optimizer.momentum", o.momentum, "in [0, 1)")
+    if "weight_decay" in o and isinstance(o.weight_decay, (int, float)):
+        _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "0 or more")
+
+
+def locate(group: str, path: Any) -> Callable:
+    """The class or function a `_target_` names, or one line saying why it does not import.
+
+    Imported here rather than by hydra.utils.get_object, which logs its own multi-line error first.
+    """
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{group}._target_ must name a class, such as mypackage.nets.Net")
+    parts = path.split(".")
+    error: Optional[BaseException] = None
+    for i in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+        try:
+            module = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as e:
+            prefix = ".".join(parts[:i])
+            if e.name is None or not (prefix == e.name or prefix.startswith(e.name + ".")):
+                error = e  # the module exists but imports something that does not
+                break
+            error = error or e
+            continue
+        except Exception as e:  # an error raised by the user's module itself
+            error = e
+            break
+        obj: Any = module
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError as e:
+            error = e
+            break
+        return obj
+    reason = f"{type(error).__name__}: {first_line(error)}" if error else "not a dotted name"
+    raise ConfigError(f"{group}._target_={path} cannot be imported ({reason}): check the name, and that its "
+                      "module is importable from the current folder (or installed)")
+
+
+def _parameters(target: Callable) -> Optional[dict[str, inspect.Parameter]]:
+    """The constructor's keyword parameters, or None when it takes **kwargs (any key is fine)."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n: p for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def check_target(cfg: DictConfig, group: str) -> None:
+    """Every key of cfg[group] is a keyword of its _target_ (or one of sweep's own), with a fitting type."""
+    node = cfg[group]
+    if node is None or not isinstance(node, DictConfig):
+        raise ConfigError(f"{group} must be a config with a _target_: pick one with {group}=NAME (see conf/{group}/)")
+    if group == "scheduler" and node.get("_target_") is None:
+        return
+    target = locate(group, node.get("_target_"))
+    name = node._target_
+    keys = [k for k in node if k not in HYDRA_KEYS and k not in SWEEP_KEYS[group]]
+    if group == "scheduler":
+        interval = node.get("interval", "epoch")
+        if interval not in INTERVALS:
+            raise ConfigError(f"scheduler.interval={interval} is not supported: use epoch or iteration")
+    params = _parameters(target)
+    if params is None:
+        return
+    hints = _hints(target)
+    values = OmegaConf.to_container(node, resolve=True)
+    for key in keys:
+        if group == "optimizer" and key == "momentum" and "momentum" not in params and "betas" in params:
+            continue  # Adam's beta1: sweep.build.build_optimizer passes betas=(momentum, beta2)
+        full = f"{group}.{key}"
+        if key not in params:
+            moved = MOVED_KEYS.get(full)
+            if moved:
+                raise ConfigError(f"{full} is gone: {moved}")
+            close = difflib.get_close_matches(key, list(params), n=1)
+            hint = f" (did you mean {group}.{close[0]}?)" if close else f"; it takes {', '.join(params)}"
+            raise ConfigError(f"unknown config key '{full}': {name} takes no keyword {key}{hint}")
+        value = values[key]
+        if group == "scheduler" and key in RUN_LENGTH_KEYS and value is None:
+            continue  # filled with the run's length (sweep.build.build_scheduler)
+        if key in hints and not _fits(value, hints[key]):
+            raise ConfigError(f"wrong type for '{full}': {name} takes {_type_name(hints[key])}, got {value!r}")
+
+
+def _hints(target: Callable) -> dict[str, Any]:
+    """A constructor's annotations; unresolvable ones (forward references to absent names) are skipped."""
+    try:
+        return typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # unresolvable annotations: skip type checks, the constructor still checks
+        return {}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a config value (None, bool, int, float, str, list or dict) fits an annotation.
+
+    Only what a config value can plainly contradict is refused; an annotation this does not understand fits.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (Path, os.PathLike) or (inspect.isclass(hint) and issubclass(hint, os.PathLike)):
+        return isinstance(value, str)
+    if _is_tensor(hint):  # a config holds no tensors: numbers (lists of numbers) become one
+        return value is not None and not isinstance(value, (str, bool, dict))
+    sequence = (list, tuple, collections.abc.Sequence)
+    if hint in sequence or origin in sequence:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if hint in (dict, collections.abc.Mapping) or origin in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    return True
+
+
+def _is_tensor(hint: Any) -> bool:
+    """torch.Tensor (or a subclass's name), without importing torch here."""
+    return inspect.isclass(hint) and hint.__name__ == "Tensor" and hint.__module__.startswith("torch")
+
+
+def _type_name(hint: Any) -> str:
+    """An annotation as a user would write it: float | Tensor, Sequence[int]."""
+    if typing.get_origin(hint) is None and hasattr(hint, "__name__"):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

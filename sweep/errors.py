@@ -1,6 +1,11 @@
 """Errors a user can fix: the CLI prints them as one line, without a traceback."""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name when it has none), for one-line errors."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 class UserError(Exception):
     """A problem in the user's input, with a message that names the problem and the fix."""
 

@@ -3,7 +3,7 @@
 The sweeper runs jobs in-process (basic launcher), in worker processes (joblib) or on other machines
 sharing a database, so it cannot hand a live Trial object to a job. It sets the storage URL, study name
 and pruner once in the environment, and each job's trial number through Hydra's `hydra.job.env_set`.
-The job then loads the study, reports its validation accuracy after every epoch and asks the pruner
+The job then loads the study, reports its monitored validation metric after every epoch and asks the pruner
 whether to stop; the sweeper records the trial as PRUNED from the job's metrics.json.
 """
 
@@ -18,6 +18,7 @@ from sweep.errors import UserError
 TRIAL_ENV = "SWEEP_OPTUNA_TRIAL"
 STUDY_ENV = "SWEEP_OPTUNA_STUDY"
 PRUNER_ENV = "SWEEP_OPTUNA_PRUNER"
+DIRECTION_ENV = "SWEEP_OPTUNA_DIRECTION"  # the study's direction, so a job can refuse a monitor that does not fit
 PRUNERS = {
     "none": "NopPruner",
     "median": "MedianPruner",
@@ -39,7 +40,7 @@ def make_pruner(name: str, args: Optional[dict] = None) -> Any:
         raise UserError(f"hydra.sweeper.pruner_args={args} do not fit {cls.__name__}: {e}") from None
 
 
-def epoch_hook_from_env() -> Optional[Callable[[int, dict], bool]]:
+def epoch_hook_from_env() -> Optional[Callable[[int, float], bool]]:
     """The per-epoch report-and-ask hook of a job that runs as a trial with pruning on, else None."""
     number = os.environ.get(TRIAL_ENV)
     if number is None:
@@ -56,8 +57,18 @@ def epoch_hook_from_env() -> Optional[Callable[[int, dict], bool]]:
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))
     trial = optuna.trial.Trial(study, trial_id)
 
-    def report_and_ask(epoch: int, row: dict) -> bool:
-        trial.report(row["val_acc"], epoch)
+    def report_and_ask(epoch: int, value: float) -> bool:
+        trial.report(value, epoch)
         return trial.should_prune()
 
     return report_and_ask
+
+
+def check_sweep_direction(direction: str, monitor: str) -> None:
+    """A job of an Optuna study that optimises the other way from its monitor stops at once: maximising
+    val_loss would pick the worst trial and prune the best ones."""
+    wanted = os.environ.get(DIRECTION_ENV)
+    if wanted is not None and wanted != direction:
+        raise UserError(f"hydra.sweeper.direction={wanted} does not fit trainer.monitor={monitor}, which is "
+                        f"better when {'higher' if direction == 'maximize' else 'lower'}: set "
+                        f"hydra.sweeper.direction={direction}")

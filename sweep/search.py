@@ -17,7 +17,6 @@ Differences from upstream (see the README):
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
 import functools
 import json
 import logging
@@ -38,11 +37,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
-from sweep import storage as storage_mod
+from sweep import rundir, storage as storage_mod
 from sweep.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 from sweep.compose import compose_once
 from sweep.errors import UserError
-from sweep.pruning import PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
+from sweep.pruning import DIRECTION_ENV, PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
 
 log = logging.getLogger("sweep.search")
 
@@ -102,6 +101,9 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         # Jobs (in this process or in launcher workers started later) reach the study through this.
         os.environ[storage_mod.STORAGE_ENV] = self.url
         os.environ[PRUNER_ENV] = json.dumps([self.pruner_name, self.pruner_args])
+        directions = [str(d).lower() for d in self._get_directions()]
+        if len(directions) == 1:  # jobs check that their monitor is optimised the right way
+            os.environ[DIRECTION_ENV] = directions[0]
         self._hide_credentials(config)
 
     def _hide_credentials(self, config: DictConfig) -> None:
@@ -209,7 +211,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
 
     def _finish(self, study: optuna.Study, run: Running) -> None:
         trial, error, value = run.trial, None, None
-        metrics = _read_json(run.job_dir / "metrics.json")
+        metrics = rundir.read_metrics(run.job_dir)
         try:
             ret = run.future.result()
         except BaseException as e:  # the job's process died (killed, out of memory)
@@ -226,9 +228,9 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
             state = TrialState.PRUNED
             # The job reported each epoch through its own connection; this process's cached view of
             # the trial has not seen those, so repeat the last one: Optuna stores it as the trial's value.
-            last = _last_row(run.job_dir / "history.csv")
+            last = (rundir.read_history(run.job_dir) or [None])[-1]
             if last is not None:
-                trial.report(float(last["val_acc"]), int(last["epoch"]))
+                trial.report(float(last[metrics["monitor"]]), int(last["epoch"]))
             _tell(study, trial, state=state)
         elif error is None:
             state = TrialState.COMPLETE
@@ -338,7 +340,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                  "job_dir": t.user_attrs.get(DIR_ATTR), **{f"params_{k}": v for k, v in t.params.items()}}
                 for t in sorted(trials, key=lambda t: t.number) if SURPLUS_ATTR not in t.user_attrs]
         sweep_dir = Path(self.sweep_dir)
-        atomic_write_csv(sweep_dir / "trials.csv", rows,
+        atomic_write_csv(sweep_dir / rundir.TRIALS, rows,
                          ["number", "state", "value", "duration_s", "job_dir", *(f"params_{k}" for k in keys)])
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if not complete:
@@ -348,7 +350,7 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
         results = {
             "name": "optuna", "best_params": best.params, "best_value": best.value,
             "best_trial": best.number, "best_job_dir": str(job_dir),
-            "best_checkpoint": str(job_dir / "checkpoints" / "best.pt"),
+            "best_checkpoint": str(job_dir / rundir.CHECKPOINTS / rundir.BEST),
             "study_name": self.study_name, "storage": self.shown_url,
             "n_trials": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if
                          any(t.state == s for t in trials)},
@@ -369,19 +371,3 @@ def _tell(study: optuna.Study, trial: optuna.trial.Trial, **kwargs: Any) -> None
         # study.optimize(); the trial's state is stored before that, so the error is harmless.
         if "Study.stop" not in str(e):
             raise
-
-
-def _last_row(path: Path) -> Optional[dict]:
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return None
-    return rows[-1] if rows else None
-
-
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -1,14 +1,18 @@
+"""sweep.train.train as a library: outputs, checkpoints, selection, resumption, refusals."""
+
 import json
 import math
 
 import pytest
 import torch
 
-from conftest import tiny
-from sweep import checkpoint, data as data_mod, train as train_mod
+from conftest import assert_same_run, tiny
+from sweep import checkpoint, train as train_mod
 from sweep.config import compose
+from sweep.data.idx import DEBIAN_FASHION_MNIST
 from sweep.errors import CheckpointError, RunDirError, TrainingDiverged
-from sweep.train import select_best_epoch, train
+from sweep.loop import select_best_epoch
+from sweep.train import train
 
 
 def row(epoch, val_acc, val_loss):
@@ -17,10 +21,14 @@ def row(epoch, val_acc, val_loss):
 
 def test_select_best_epoch_by_hand():
     history = [row(1, 0.80, 0.50), row(2, 0.90, 0.40), row(3, 0.90, 0.30), row(4, 0.85, 0.35)]
-    assert select_best_epoch(history, "val_acc") == 2  # tie at 0.90 goes to the earlier epoch
-    assert select_best_epoch(history, "val_loss") == 3
+    assert select_best_epoch(history, "val_acc", higher_is_better=True) == 2  # a tie goes to the earlier epoch
+    assert select_best_epoch(history, "val_loss", higher_is_better=False) == 3
     history.append(row(5, 0.95, float("nan")))
-    assert select_best_epoch(history, "val_acc") == 2  # a non-finite epoch is never selected
+    history.append(row(6, float("nan"), 0.10))
+    assert select_best_epoch(history, "val_acc", higher_is_better=True) == 5
+    assert select_best_epoch(history, "val_loss", higher_is_better=False) == 6
+    with pytest.raises(TrainingDiverged, match="no epoch has a finite val_acc"):
+        select_best_epoch([row(1, float("nan"), 1.0)], "val_acc", higher_is_better=True)
 
 
 def test_one_epoch_with_a_smaller_last_batch(idx_root, tmp_path):
@@ -41,9 +49,10 @@ def test_training_learns_and_outputs_are_written(idx_root, tmp_path):
     assert metrics["status"] == "completed" and metrics["epochs_completed"] == 6
     assert metrics["best_val_acc"] > 0.85, "the fake digits are easy: training must learn them"
     assert metrics["objective"] == metrics["best_val_acc"] == result.objective
-    for key in ("best_epoch", "best_val_acc", "best_val_loss", "train_acc", "test_acc", "epochs_completed",
-                "seconds", "status", "objective"):
-        assert key in metrics
+    assert (metrics["monitor"], metrics["direction"], metrics["task"]) == ("val_acc", "maximize", "binary")
+    assert set(metrics) == {"best_epoch", "best_val_acc", "best_val_loss", "train_acc", "train_loss", "test_acc", "test_loss",
+                            "epochs_completed", "seconds", "status", "objective", "monitor", "direction", "task",
+                            "error"}
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "best.pt", "epoch_001.pt", "epoch_002.pt", "epoch_003.pt", "epoch_004.pt", "epoch_005.pt",
@@ -55,16 +64,17 @@ def test_checkpoint_contents(idx_root, tmp_path):
     result = train(cfg, tmp_path)
     state = checkpoint.load(tmp_path / "checkpoints" / "epoch_002.pt")
     assert state["epoch"] == 2 and len(state["history"]) == 2
-    assert set(state) >= {"model", "optimizer", "epoch", "history", "rng_torch", "config"}
+    assert set(state) >= {"model", "optimizer", "epoch", "history", "rng", "config", "device", "format"}
+    assert set(state["rng"]) >= {"torch", "python", "numpy", "numpy_has_gauss", "numpy_gauss"}
     assert state["model"]["net.1.weight"].shape == (7, 784)
     assert state["config"]["model"]["num_hidden"] == 7 and state["config"]["data"]["train_size"] == 128
-    assert isinstance(state["rng_torch"], torch.Tensor) and state["optimizer"]["state"]
+    assert isinstance(state["rng"]["torch"], torch.Tensor) and state["optimizer"]["state"]
     # Plain data only: it loads with weights_only=True straight from torch.
     raw = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert raw["epoch"] == 3
     best = checkpoint.load(tmp_path / "checkpoints" / "best.pt")
     assert best["epoch"] == result.best_epoch
-    assert "test_acc" not in str(best["history"])
+    assert "test_" not in str(best["history"])
     # Separate files: copying one checkpoint over another (cp epoch_002.pt last.pt) changes only that one.
     ckpts = tmp_path / "checkpoints"
     names = ("epoch_003.pt", "last.pt", f"epoch_{result.best_epoch:03d}.pt", "best.pt")
@@ -76,20 +86,6 @@ def test_keep_checkpoints_bounds_epoch_files(idx_root, tmp_path):
     train(compose(tiny(idx_root, "trainer.epochs=5", "trainer.keep_checkpoints=2")), tmp_path)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["best.pt", "epoch_004.pt", "epoch_005.pt", "last.pt"]
-
-
-def test_test_split_is_read_once_and_only_after_selection(idx_root, tmp_path, monkeypatch):
-    events = []
-    real_load_test, real_select = train_mod.load_test, train_mod.select_best_epoch
-    monkeypatch.setattr(train_mod, "load_test", lambda cfg: events.append("test") or real_load_test(cfg))
-    monkeypatch.setattr(train_mod, "select_best_epoch",
-                        lambda h, m: events.append(f"select after {len(h)} epochs") or real_select(h, m))
-    real_evaluate = train_mod.evaluate
-    monkeypatch.setattr(train_mod, "evaluate", lambda model, split, task: events.append(f"eval {len(split)}")
-                        or real_evaluate(model, split, task))
-    train(compose(tiny(idx_root)), tmp_path)
-    # 3 epochs x (train, val) evaluations, then selection, then the one test evaluation (100 images).
-    assert events == ["eval 128", "eval 64"] * 3 + ["select after 3 epochs", "test", "eval 100"]
 
 
 def test_refuses_to_overwrite_a_run(idx_root, tmp_path):
@@ -113,6 +109,8 @@ def test_resume_refuses_a_changed_config(idx_root, tmp_path):
     train(compose(tiny(idx_root, "trainer.epochs=1")), tmp_path)
     with pytest.raises(RunDirError, match="started with optimizer.lr=0.005, not 0.1"):
         train(compose(tiny(idx_root, "resume=true", "optimizer.lr=0.1")), tmp_path)
+    with pytest.raises(RunDirError, match="started with data.num_workers=0, not 2"):
+        train(compose(tiny(idx_root, "resume=true", "data.num_workers=2")), tmp_path)
 
 
 def test_resume_extends_training_identically(idx_root, tmp_path):
@@ -122,9 +120,7 @@ def test_resume_extends_training_identically(idx_root, tmp_path):
     resumed = train(compose(tiny(idx_root, "trainer.epochs=5", "resume=true", *extra)), tmp_path / "a")
     straight = train(compose(tiny(idx_root, "trainer.epochs=5", *extra)), tmp_path / "b")
     assert resumed.to_json() | {"seconds": 0} == straight.to_json() | {"seconds": 0}
-    a = checkpoint.load(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
-    b = checkpoint.load(tmp_path / "b" / "checkpoints" / "last.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
 def test_corrupt_checkpoint_is_refused_and_kept(idx_root, tmp_path):
@@ -153,17 +149,11 @@ def test_divergence_is_recorded_as_failed(idx_root, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "lower optimizer.lr" in metrics["error"]
     assert metrics["test_acc"] is None and metrics["objective"] is None
+    with pytest.raises(TrainingDiverged, match="diverged at epoch"):  # resuming it does not train again
+        train(compose(tiny(idx_root, "optimizer.lr=1e30", "optimizer.momentum=0.0", "resume=true")), tmp_path)
 
 
-def test_monitor_val_loss(idx_root, tmp_path):
-    result = train(compose(tiny(idx_root, "trainer.epochs=4", "trainer.monitor=val_loss")), tmp_path)
-    history = (tmp_path / "history.csv").read_text().splitlines()[1:]
-    losses = [float(line.split(",")[4]) for line in history]
-    assert result.best_epoch == 1 + losses.index(min(losses))
-    assert math.isclose(result.best_val_loss, min(losses))
-
-
-@pytest.mark.skipif(not (data_mod.DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+@pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_from_debian(tmp_path, monkeypatch):
     monkeypatch.delenv("SWEEP_DATA_DIR", raising=False)
@@ -191,19 +181,31 @@ def test_eval_every_records_per_iteration_curves(idx_root, tmp_path):
     assert float(rows[-1][4]) == last_epoch_val  # iteration 12 ends epoch 3: the same model, the same number
 
 
-def test_cosine_schedule(idx_root, tmp_path):
-    from sweep.train import cosine_lr
-
-    lr_at = cosine_lr(0.1, 100)
-    assert lr_at(0) == pytest.approx(0.1) and lr_at(50) == pytest.approx(0.05) and lr_at(100) == pytest.approx(0.0)
-    extra = ("optimizer.schedule=cosine", "optimizer.lr=0.1")
+def test_cosine_scheduler_runs_over_the_whole_run(idx_root, tmp_path):
+    """scheduler=cosine: torch's CosineAnnealingLR, stepped every iteration, T_max filled with the run's length."""
+    extra = ("scheduler=cosine", "optimizer.lr=0.1")
     train(compose(tiny(idx_root, *extra)), tmp_path)
-    # 128 images in batches of 32: 12 iterations; the last step used the lr of iteration 11 of 12.
-    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
-    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(cosine_lr(0.1, 12)(11))
+    # 128 images in batches of 32: 4 iterations an epoch, 12 in all.
+    for epoch, steps in ((1, 4), (2, 8), (3, 12)):
+        state = checkpoint.load(tmp_path / "checkpoints" / f"epoch_{epoch:03d}.pt")
+        assert state["scheduler"]["T_max"] == 12 and state["scheduler"]["last_epoch"] == steps
+        assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.05 * (1 + math.cos(math.pi * steps / 12)))
     # The schedule's length is part of the run: a cosine run cannot be extended on resume.
     with pytest.raises(RunDirError, match="trainer.epochs=3, not 5"):
         train(compose(tiny(idx_root, "trainer.epochs=5", "resume=true", *extra)), tmp_path)
+
+
+def test_cosine_run_resumed_mid_schedule_is_identical(idx_root, tmp_path):
+    extra = ("scheduler=cosine", "optimizer.lr=0.1", "trainer.epochs=3")
+    train(compose(tiny(idx_root, *extra)), tmp_path / "b")
+    train(compose(tiny(idx_root, *extra)), tmp_path / "a")
+    ckpt = tmp_path / "a" / "checkpoints"
+    for name in ("last.pt", "best.pt"):  # back to the end of epoch 1, as if killed during epoch 2
+        (ckpt / name).write_bytes((ckpt / "epoch_001.pt").read_bytes())
+    for name in ("epoch_002.pt", "epoch_003.pt", "../metrics.json"):
+        (ckpt / name).unlink()
+    train(compose(tiny(idx_root, *extra, "resume=true")), tmp_path / "a")
+    assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
 @pytest.mark.parametrize("epochs_done", [1, 2])
@@ -219,9 +221,6 @@ def test_resume_after_a_kill_between_the_epoch_file_and_last_pt(idx_root, tmp_pa
         (ckpt / "last.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())
         (ckpt / "best.pt").write_bytes((ckpt / "epoch_001.pt").read_bytes())
     (tmp_path / "a" / "metrics.json").unlink()
-    resumed = train(compose(tiny(idx_root, "trainer.epochs=4", "resume=true", *extra)), tmp_path / "a")
-    straight = train(compose(tiny(idx_root, "trainer.epochs=4", *extra)), tmp_path / "b")
-    assert resumed.to_json() | {"seconds": 0} == straight.to_json() | {"seconds": 0}
-    a = checkpoint.load(ckpt / "best.pt")["model"]
-    b = checkpoint.load(tmp_path / "b" / "checkpoints" / "best.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    train(compose(tiny(idx_root, "trainer.epochs=4", "resume=true", *extra)), tmp_path / "a")
+    train(compose(tiny(idx_root, "trainer.epochs=4", *extra)), tmp_path / "b")
+    assert_same_run(tmp_path / "a", tmp_path / "b")

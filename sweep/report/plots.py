@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.report import best_run, param_columns
+from sweep.plots import LOG_RATIO, metric_label, readable_log_axis
+from sweep.report.runs import param_columns, ranked_metric
+from sweep.report.summary import best_run
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 MAX_LEGEND_JOBS = 10  # above this, curves are drawn per status (one legend entry each), not per job
 STATUS_COLORS = {"completed": "tab:blue", "pruned": "tab:orange", "failed": "tab:red", "interrupted": "tab:purple",
                  "running": "tab:green"}
-METRIC_LABELS = {"val_acc": "Validation accuracy", "val_loss": "Validation loss"}
+SPLITS = {"best_val_": "Best validation", "val_": "Validation", "train_": "Training", "test_": "Test"}
 LOG_KEYS = ("lr", "weight_decay")  # parameters searched on a log scale
 STOPPED = {"pruned", "failed", "interrupted"}  # curves that end before trainer.epochs, marked with an x
 
@@ -59,27 +61,49 @@ def _curves(histories: pd.DataFrame, metric: str) -> dict[str, np.ndarray]:
     return {jobs[start]: part for start, part in zip(np.r_[0, cuts], np.split(xy, cuts))}
 
 
-def _pad_limits(ax: Axes, values: np.ndarray, upper: Optional[float] = None) -> None:
-    """y limits that frame the data with a margin (and stop at 1.0 for accuracies)."""
+def axis_label(column: str) -> str:
+    """"Validation accuracy" for val_acc, "Best validation RMSE" for best_val_rmse, "Training loss" for train_loss."""
+    prefix = next((p for p in SPLITS if column.startswith(p)), "")
+    name = metric_label(column[len(prefix):])
+    if not prefix:
+        return name
+    return f"{SPLITS[prefix]} {name if name.isupper() else name.lower()}"
+
+
+def _is_accuracy(column: str) -> bool:
+    return column.endswith("_acc") or column == "acc"
+
+
+def _pad_limits(ax: Axes, values: np.ndarray, upper: Optional[float] = None, log_ok: bool = False) -> None:
+    """y limits that frame the data with a margin (and stop at 1.0 for accuracies); with log_ok, a log
+    axis for positive values spanning LOG_RATIO or more (a regression sweep's diverging jobs)."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return
     lo, hi = float(finite.min()), float(finite.max())
-    pad = max((hi - lo) * 0.06, 0.01)
+    if log_ok and lo > 0 and hi / lo >= LOG_RATIO:
+        readable_log_axis(ax, lo, hi)
+        f = (hi / lo) ** 0.04
+        ax.set_ylim(lo / f, hi * f)
+        return
+    pad = max((hi - lo) * 0.06, abs(hi) * 0.005) or 0.01  # at least half a percent of the values' size
     top = hi + pad if upper is None else min(upper + 0.005, hi + pad)
     ax.set_ylim(lo - pad, top)
 
 
 def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, path: Optional[Path] = None,
-                metric: str = "val_acc") -> Figure:
+                metric: Optional[str] = None) -> Figure:
     """Every job's validation curve on one chart, the best job (chosen on validation) drawn on top.
 
-    Pruned and failed jobs' curves simply stop early, with an x at their last epoch.
+    `metric` is a history column (default: the monitor, e.g. val_acc or val_rmse). Pruned and failed
+    jobs' curves simply stop early, with an x at their last epoch.
     """
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    ranked_on, direction = ranked_metric(runs)
+    metric = metric or ranked_on.removeprefix("best_")
     curves = _curves(histories, metric)
     params = param_columns(runs)
     best = best_run(runs)
@@ -106,24 +130,31 @@ def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, path: Optional[Path
             color = STATUS_COLORS.get(status, "tab:gray")
             ax.add_collection(LineCollection(segs, colors=color, linewidths=0.7,
                                              alpha=0.35 if status == "completed" else 0.8))
-            ax.plot([], [], color=color, lw=2, label=f"{status} ({len(segs)} jobs)")  # a legible legend entry
+            jobs = f"{len(segs)} job" + ("" if len(segs) == 1 else "s")
+            ax.plot([], [], color=color, lw=2, label=f"{status} ({jobs})")  # a legible legend entry
             if status in STOPPED:
                 ends += [s[-1] for s in segs]
-        if best is not None:
+        if best is not None and best["job"] in curves:
             xy = curves[best["job"]]
             ax.plot(xy[:, 0], xy[:, 1], color="black", lw=2.5, zorder=3, label="best: " + _job_label(best, params))
         ax.autoscale_view()
     if ends:
         e = np.array(ends)
         ax.scatter(e[:, 0], e[:, 1], marker="x", color="black", s=18, lw=0.8, zorder=4, label="stopped early")
-    if best is not None and best["job"] in curves:
-        ax.plot([best["best_epoch"]], [best["best_val_acc" if metric == "val_acc" else "best_val_loss"]],
-                marker="*", ms=14, color="gold", mec="black", zorder=5, ls="none", label="best: selected epoch")
+    if best is not None and best["job"] in curves and not pd.isna(best["best_epoch"]):
+        xy = curves[best["job"]]
+        at = xy[xy[:, 0] == best["best_epoch"], 1]
+        y = best.get(f"best_{metric}", math.nan)  # the value at the selected epoch, as metrics.json has it
+        y = at[0] if pd.isna(y) and at.size else y
+        if not pd.isna(y):
+            ax.plot([best["best_epoch"]], [y], marker="*", ms=14, color="gold", mec="black", zorder=5, ls="none",
+                    label="best: selected epoch")
     all_y = np.concatenate([c[:, 1] for c in curves.values()]) if curves else np.array([])
-    _pad_limits(ax, all_y, upper=1.0 if metric.endswith("acc") else None)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="Epoch", ylabel=METRIC_LABELS.get(metric, metric),
-           title=f"{METRIC_LABELS.get(metric, metric)} per epoch, {len(curves)} of {len(runs)} jobs")
+    _pad_limits(ax, all_y, upper=1.0 if _is_accuracy(metric) else None, log_ok=not _is_accuracy(metric))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    label = axis_label(metric)
+    better = f" ({'higher' if direction == 'maximize' else 'lower'} is better)" if metric == ranked_on[5:] else ""
+    ax.set(xlabel="Epoch", ylabel=label, title=f"{label} per epoch{better}, {len(curves)} of {len(runs)} jobs")
     ax.grid(alpha=0.3)
     if curves:  # below the chart: the curves keep the full width, and long labels fit
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
@@ -139,9 +170,10 @@ def _log_axis(key: str, values: np.ndarray) -> bool:
     return key.rsplit(".", 1)[-1] in LOG_KEYS or values.max() / values.min() >= 10
 
 
-def _plot_param(ax: Axes, runs: pd.DataFrame, key: str) -> None:
-    """best_val_acc of each job against one parameter, and the mean ± std per value where values repeat."""
-    acc = runs["best_val_acc"].to_numpy(dtype=float)
+def _plot_param(ax: Axes, runs: pd.DataFrame, key: str, column: str) -> None:
+    """`column` (the monitored one) of each job against one parameter, and the mean ± std per value
+    where values repeat."""
+    acc = runs[column].to_numpy(dtype=float)
     numeric = runs[key].dtype.kind in "if"
     if numeric:
         x = runs[key].to_numpy(dtype=float)
@@ -181,9 +213,11 @@ def _plot_param(ax: Axes, runs: pd.DataFrame, key: str) -> None:
 
 
 def plot_params(runs: pd.DataFrame, path: Optional[Path] = None) -> Figure:
-    """best_val_acc against each swept parameter; with seeds swept, the mean ± std over seeds per value."""
+    """The monitored column (best_val_acc, best_val_rmse, ...) against each swept parameter; with seeds
+    swept, the mean ± std over seeds per value."""
     from matplotlib.figure import Figure
 
+    column, direction = ranked_metric(runs)
     params = param_columns(runs)
     shown = [p for p in params if p != "seed"] or params
     ncols = min(3, len(shown))
@@ -191,21 +225,28 @@ def plot_params(runs: pd.DataFrame, path: Optional[Path] = None) -> Figure:
     fig = Figure(figsize=(max(7.0, 4.4 * ncols + 0.6), 3.6 * nrows + 0.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
     for ax, key in zip(axes, shown):
-        _plot_param(ax, runs, key)
+        _plot_param(ax, runs, key, column)
     for ax in axes[len(shown):]:
         ax.set_visible(False)
+    shown_y = runs.loc[runs["status"].isin(["completed", "pruned"]), column].to_numpy(dtype=float)
+    shown_y = shown_y[np.isfinite(shown_y)]
+    if not _is_accuracy(column) and shown_y.size and shown_y.min() > 0 and shown_y.max() / shown_y.min() >= LOG_RATIO:
+        readable_log_axis(axes[0], shown_y.min(), shown_y.max())  # shared: every panel; limits stay automatic
+    label = axis_label(column)
     for ax in axes[::ncols]:
-        ax.set_ylabel("Best validation accuracy")
+        ax.set_ylabel(label)
     seeds = "seed" in params and len(params) > 1
-    fig.suptitle("Best validation accuracy per swept parameter" + (" (mean ± std over seeds)" if seeds else ""))
+    better = "higher" if direction == "maximize" else "lower"
+    fig.suptitle(f"{label} per swept parameter\n({better} is better" + (", mean ± std over seeds)" if seeds else ")"))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8, frameon=False)
     return _save(fig, path)
 
 
 def plot_optuna_history(trials: pd.DataFrame, path: Optional[Path] = None, direction: str = "maximize",
-                        title: str = "") -> Figure:
-    """Each trial's value against its number, pruned and failed trials marked, and the best value so far."""
+                        title: str = "", monitor: Optional[str] = None) -> Figure:
+    """Each trial's value against its number, pruned and failed trials marked, and the best value so far
+    in `direction`. `monitor` (e.g. val_rmse) names the value on the y axis."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -233,9 +274,14 @@ def plot_optuna_history(trials: pd.DataFrame, path: Optional[Path] = None, direc
         if where.any():
             ax.scatter(number[where], np.full(where.sum(), 0.03), transform=rug, marker=marker, color=color, s=40,
                        clip_on=False, label=f"{name.lower()} trial (no value)")
-    _pad_limits(ax, value, upper=None)
+    _pad_limits(ax, value, upper=1.0 if monitor and _is_accuracy(monitor) else None,
+                log_ok=not (monitor and _is_accuracy(monitor)))
+    if (~has_value).any() and has_value.any():  # room for the rug below the lowest value (minimize: the best)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo / (hi / lo) ** 0.12 if ax.get_yscale() == "log" else lo - 0.12 * (hi - lo), hi)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="Trial number", ylabel="Trial value (validation objective)",
+    ylabel = f"Trial value: {axis_label(monitor)}" if monitor else "Trial value (validation objective)"
+    ax.set(xlabel="Trial number", ylabel=ylabel,
            title=f"Optimisation history ({direction}){': ' + title if title else ''}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)

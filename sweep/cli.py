@@ -1,0 +1,336 @@
+"""`python -m sweep.train`: the thin Hydra wrapper around sweep.train.train.
+
+Before Hydra creates anything, a single run is checked and prepared (config, run directory, data,
+model); its prepared data is handed to the run. Every user error (ours, Hydra's, OmegaConf's, a disk
+that cannot be written) becomes one line on stderr and a non-zero exit status; Ctrl-C exits 130 with
+the command that continues the run. `resume=true hydra.run.dir=DIR` (or `-m resume=true
+hydra.sweep.dir=S`) takes the rest of the command from the run's own record.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import logging
+import os
+import re
+import shlex
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sweep import rundir
+from sweep.atomic import atomic_write_text
+from sweep.errors import ConfigError, TrainingDiverged, UserError, first_line
+
+log = logging.getLogger("sweep.train")
+MULTIRUN_FLAGS = ("-m", "--multirun")
+# A folder that cannot take a run's files: read-only, full, over quota, over the file-size limit, no
+# permission, or a file where a folder must go. Other OSErrors come from reading data (a damaged image).
+WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                errno.EISDIR, errno.EEXIST}
+# Hydra's flags that take a value (--info takes one of its choices, or none).
+VALUE_FLAGS = ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--cfg", "-c", "--package",
+               "-p", "--experimental-rerun")
+INFO_FLAGS = ("--info", "-i")
+INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+CONFIG_NAME_FLAGS = ("--config-name", "-cn")
+NOT_OVERRIDABLE = re.compile(r"Could not override '([\w.]+)'")
+
+
+class JobFailed(BaseException):
+    """A single run's user error or divergence, raised past Hydra's job runner (which catches Exception)
+    so that main() prints it once, on stderr."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides), each in the given order."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-"):
+            flags.append(a)
+            takes = a in VALUE_FLAGS or (a in INFO_FLAGS and i + 1 < len(argv) and argv[i + 1] in INFO_CHOICES)
+            if takes and i + 1 < len(argv):
+                flags.append(argv[i + 1])
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return flags, overrides
+
+
+def _flag(flags: list[str], names: tuple[str, ...]) -> Optional[str]:
+    """The value of a flag (`--config-dir DIR` or `--config-dir=DIR`), the last one winning."""
+    found = None
+    for i, f in enumerate(flags):
+        name, sep, value = f.partition("=")
+        if name in names:
+            found = value if sep else (flags[i + 1] if i + 1 < len(flags) else None)
+    return found
+
+
+def _value(overrides: list[str], key: str) -> Optional[str]:
+    """The value of `key=...` among the overrides (the last one wins, as in Hydra)."""
+    found = None
+    for a in overrides:
+        k, sep, v = a.partition("=")
+        if sep and k.lstrip("+~") == key:
+            found = v
+    return found
+
+
+def _key(override: str) -> str:
+    """The key an override sets (`+model.x=1` and `~model.x` name model.x)."""
+    return override.partition("=")[0].lstrip("+~")
+
+
+def resume_overrides(argv: list[str]) -> list[str]:
+    """`resume=true hydra.run.dir=DIR` (or `-m resume=true hydra.sweep.dir=S`) continues the run with the
+    command it was started with: its record's overrides (task and Hydra's) and --config-dir, then the ones
+    given now, which win. Hydra's record in DIR/.hydra is left as it was (hydra.output_subdir=null), so
+    the report and rerun commands still read the original."""
+    flags, overrides = split_argv(argv)
+    if str(_value(overrides, "resume")).lower() != "true":
+        return argv
+    multirun = any(f in MULTIRUN_FLAGS for f in flags)
+    folder = _value(overrides, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    record = rundir.launch_record(Path(folder), multirun) if folder is not None else None
+    if record is None:
+        return argv
+    given = {_key(o) for o in overrides}
+    kept = [o for o in [*record.task, *record.hydra] if _key(o) not in given]
+    if record.config_dir is not None and _flag(flags, CONFIG_DIR_FLAGS) is None:
+        flags = [*flags, "--config-dir", record.config_dir]
+    if record.config_name not in (None, "config") and _flag(flags, CONFIG_NAME_FLAGS) is None:
+        flags = [*flags, "--config-name", record.config_name]
+    quiet = [] if "hydra.output_subdir" in given else ["hydra.output_subdir=null"]
+    return [*flags, *kept, *overrides, *quiet]
+
+
+def _compose(overrides: list[str], config_dir: Optional[str], config_name: str) -> DictConfig:
+    """The config as Hydra will compose it for a single run, its hydra.* keys included."""
+    from hydra import compose, initialize_config_dir
+
+    from sweep.config import CONF_DIR
+
+    extra = []
+    if config_dir is not None:
+        folder = Path(config_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {config_dir} is not a folder: give the folder that holds your "
+                              "config groups (model/, data/, ...)")
+        if _value(overrides, "hydra.searchpath") is None:
+            extra = [f"hydra.searchpath=[file://{folder}]"]  # what --config-dir adds to Hydra's search path
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=[*overrides, *extra], return_hydra_config=True)
+
+
+def _not_a_key(e: Exception, overrides: list[str], config_dir: Optional[str], config_name: str) -> Exception:
+    """Hydra refuses `model.num_hiden=3` when the key is not in the group's file, and suggests `+`. For the
+    groups named by _target_, say instead whether the class takes such a keyword (or what was meant)."""
+    from sweep.config import TARGET_GROUPS, validate
+
+    match = NOT_OVERRIDABLE.search(str(e))
+    if match is None or match.group(1).split(".")[0] not in TARGET_GROUPS:
+        return e
+    key = match.group(1)
+    added = [f"+{o}" if _key(o) == key and not o.startswith(("+", "~")) else o for o in overrides]
+    try:
+        validate(_compose(added, config_dir, config_name))
+    except ConfigError as refused:
+        return refused
+    except Exception:
+        return e
+    return ConfigError(f"{key} is not in the {key.split('.')[0]} config file, though its class takes it: add it "
+                       f"with +{next(o for o in overrides if _key(o) == key)}")
+
+
+def preflight(argv: list[str]) -> Any:  # Optional[sweep.build.Prepared]
+    """For a single run, check and prepare everything before Hydra creates or rewrites anything.
+
+    Multiruns are checked job by job; command lines with Hydra's other flags are left to Hydra.
+    """
+    from hydra.errors import ConfigCompositionException
+
+    from sweep.build import prepare
+
+    flags, overrides = split_argv(argv)
+    names = [f.partition("=")[0] for f in flags if f.startswith("-")]
+    if any(n not in (*CONFIG_DIR_FLAGS, *CONFIG_NAME_FLAGS) for n in names):
+        return None
+    config_dir = _flag(flags, CONFIG_DIR_FLAGS)
+    config_name = _flag(flags, CONFIG_NAME_FLAGS) or "config"
+    try:
+        cfg = _compose(overrides, config_dir, config_name)
+    except ConfigCompositionException as e:
+        raise _not_a_key(e, overrides, config_dir, config_name) from None
+    run_dir = Path(str(cfg.hydra.run.dir))
+    prepared = prepare(cfg)
+    if run_dir.is_dir():  # refuses an overwrite; on resume, checks last.pt and the config
+        rundir.resume_state(run_dir, OmegaConf.to_container(prepared.cfg, resolve=True), prepared.cfg.resume)
+    return prepared
+
+
+def _write_hydra_record(run_dir: Path, cfg: DictConfig, hc: DictConfig) -> None:
+    """Hydra's record (.hydra/config.yaml, hydra.yaml, overrides.yaml) for a job that a resumed multirun
+    starts for the first time: resume sets hydra.output_subdir=null to keep the other jobs' records."""
+    folder = run_dir / rundir.HYDRA
+    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write_text(folder / rundir.HYDRA_RECORD, OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})))
+    atomic_write_text(folder / rundir.OVERRIDES, OmegaConf.to_yaml(hc.overrides.task))
+
+
+def task_function(prepared: Any) -> Callable[[DictConfig], float]:
+    """The function Hydra runs for each job; it returns the monitored validation value of the selected
+    epoch to the sweeper (higher or lower is better, as the monitor's direction says)."""
+
+    def sweep_train(cfg: DictConfig) -> float:
+        """One job: train (or continue) in Hydra's output folder; user errors end a single run in one line."""
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from sweep.pruning import check_sweep_direction, epoch_hook_from_env
+        from sweep.build import prepare
+        from sweep.train import Interrupted, train
+
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        multirun = hc.mode == RunMode.MULTIRUN
+        if multirun and hc.output_subdir is None and cfg.get("resume") and not (run_dir / rundir.HYDRA).exists():
+            _write_hydra_record(run_dir, cfg, hc)
+        job = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
+        reuse = prepared if prepared is not None and OmegaConf.to_container(prepared.cfg) == job else None
+        try:
+            prep = reuse or prepare(cfg)
+            check_sweep_direction(prep.task.direction(prep.monitor), prep.monitor)
+            result = train(cfg, run_dir, epoch_hook=epoch_hook_from_env(), prepared=prep)
+        except UserError as e:
+            if not multirun:
+                raise JobFailed(str(e), 2) from None
+            log.error("%s", e)
+            raise  # the sweeper records this job as failed
+        except TrainingDiverged as e:
+            if not multirun:
+                raise JobFailed(str(e), 1) from None
+            log.error("%s", e)
+            return float("nan")  # a failed trial: the sweep goes on
+        except Interrupted as e:
+            if multirun:
+                e.sweep_dir = Path(hc.sweep.dir)
+            raise
+        return float(result.objective)
+
+    return sweep_train
+
+
+def _rejected_flags(e: ValueError) -> bool:
+    """Hydra refuses conflicting flags (-m with --cfg, --resolve without --cfg) with a bare ValueError,
+    raised from its flag checks before anything runs."""
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    return last.name == "_run_hydra" and Path(last.filename).parts[-3:-1] == ("hydra", "_internal")
+
+
+def _os_error(e: Optional[BaseException]) -> Optional[OSError]:
+    """The OSError behind e (Hydra wraps a failed log file in a ValueError), if any."""
+    while e is not None:
+        if isinstance(e, OSError):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def continue_command(argv: list[str], run_dir: Path, sweep_dir: Optional[Path] = None) -> str:
+    """The command that continues an interrupted run (or sweep): by folder alone when Hydra's record of
+    the command is there, else the command itself with resume=true."""
+    flags, overrides = split_argv(argv)
+    if sweep_dir is not None:
+        head = ["python", "-m", "sweep.train", "-m"]
+        where = f"hydra.sweep.dir={sweep_dir}"
+        recorded = rundir.launch_record(sweep_dir, multirun=True) is not None
+        dir_key = "hydra.sweep.dir"
+    else:
+        head = ["python", "-m", "sweep.train"]
+        where = f"hydra.run.dir={run_dir}"
+        recorded = rundir.launch_record(run_dir, multirun=False) is not None
+        dir_key = "hydra.run.dir"
+    if recorded:
+        return shlex.join([*head, "resume=true", where])
+    kept_flags = [f for f in flags if f not in MULTIRUN_FLAGS]
+    kept = [o for o in overrides if _key(o) not in ("resume", dir_key)]
+    return shlex.join([*head, *kept_flags, *kept, "resume=true", where])
+
+
+def _fail(msg: str, status: int) -> None:
+    """One line on stderr, then exit; raised from within except blocks, so no exception chain is printed."""
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(status) from None
+
+
+def _one_line(e: BaseException) -> str:
+    """A Hydra or OmegaConf message, which may span lines, joined into one, with its cause's first line."""
+    msg = " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+    cause = e.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        msg += ": " + str(cause).strip().splitlines()[0]
+    return msg
+
+
+def main() -> None:
+    """Run Hydra, turning every user error into one line on stderr."""
+    import hydra
+    from hydra.errors import HydraException
+
+    from sweep.config import CONF_DIR, MOVED_KEYS
+    from sweep.train import Interrupted
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let errors reach us instead of Hydra's printer
+    logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
+    argv = sys.argv[1:]
+    try:
+        for a in argv:
+            if _key(a) in MOVED_KEYS:
+                _fail(f"{_key(a)} is gone: {MOVED_KEYS[_key(a)]}", 2)
+        argv = resume_overrides(argv)
+        prepared = preflight(argv)
+        flags, overrides = split_argv(argv)
+        sys.argv = [sys.argv[0], *flags, *overrides]  # Hydra's parser wants its flags before the overrides
+        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task_function(prepared))()
+    except JobFailed as e:
+        _fail(str(e), e.status)
+    except Interrupted as e:
+        where = f" of {e.run_dir.name}" if e.sweep_dir is not None else ""
+        print(f"interrupted after epoch {e.epochs_done}{where}; continue with: "
+              f"{continue_command(argv, e.run_dir, e.sweep_dir)}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        print("interrupted before the first epoch was saved; run the same command again", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (UserError, HydraException, OmegaConfBaseException) as e:
+        _fail(_one_line(e), 2)
+    except (OSError, ValueError) as e:
+        disk = _os_error(e)
+        if disk is not None and disk.errno in WRITE_ERRNOS:
+            _fail(f"cannot write {disk.filename or 'the output folder'} ({disk.strerror or disk}): choose a writable "
+                  "folder with hydra.run.dir=... (hydra.sweep.dir=... for -m), or free space", 2)
+        if disk is not None:  # a data file that cannot be read (a damaged image, say)
+            _fail(f"cannot read {disk.filename or 'a data file'} ({disk.strerror or first_line(disk)}): fix or "
+                  "remove the file", 2)
+        if isinstance(e, ValueError) and _rejected_flags(e):
+            _fail(f"{e}; see python -m sweep.train --help", 2)
+        raise
+    finally:
+        # The interpreter's last garbage collections walk torch's whole object graph: about 0.35 s per
+        # process. Frozen objects are skipped; atexit handlers and file closes still run as usual.
+        gc.freeze()
