@@ -18,7 +18,7 @@ from torch import nn
 
 from sweep import device
 from sweep.config import RUN_LENGTH_KEYS, SWEEP_KEYS, locate, validate
-from sweep.data import LOADER_DEFAULTS, LOADER_KEYS, as_tensors, first_example
+from sweep.data import LOADER_DEFAULTS, as_tensors, first_example
 from sweep.errors import ConfigError, DataError, UserError, first_line
 from sweep.loop import Loader
 from sweep.tasks import Task, get_task
@@ -176,7 +176,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     cfg = validate(cfg)
     compute = device.setup(cfg.trainer.device, cfg.trainer.precision, cfg.trainer.deterministic, cfg.trainer.threads)
     settings = loader_settings(cfg)
-    data_cfg = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k not in LOADER_KEYS}
+    data_cfg = _kwargs(cfg, "data")  # without the loader keys, which are sweep's
     datamodule = _instantiate("data", data_cfg)
     where = cfg.data._target_
     for method in ("train_dataset", "val_dataset", "test_dataset"):
