@@ -170,6 +170,33 @@ def _num_outputs(task: Task, datamodule: Any, train_data: Any, target: torch.Ten
     return task.num_outputs(target, num_classes)
 
 
+def try_build(cfg: DictConfig, compute: device.Compute, task: Task, train: Loader, input_shape: tuple[int, ...],
+              num_outputs: int) -> None:
+    """Build the model, optimizer and schedule once and run the model on two training examples, so that a model
+    that does not fit the data fails before a run starts (a basic multirun does this for every job)."""
+    where = cfg.data._target_
+    with torch.random.fork_rng(devices=[]):  # the trial build must not move the run's RNG
+        model = build_model(cfg, input_shape, num_outputs).to(compute.device)
+        try:
+            x, y = train.head(2)
+        except RuntimeError as e:  # the DataLoader cannot stack the examples into a batch
+            raise DataError(f"data._target_={where}: two training examples do not make a batch "
+                            f"({first_line(e)}): give every example the same shape (image_folder: set "
+                            "data.image_size)") from None
+        model.eval()
+        try:
+            with torch.no_grad(), compute.autocast():
+                out = model(x.to(compute.device))
+        except Exception as e:  # the model's layers do not fit the data (a shape mismatch, say)
+            raise ConfigError(f"{cfg.model._target_} fails on a batch of the data (inputs of shape "
+                              f"{tuple(x.shape)}): {type(e).__name__}: {first_line(e)}; make the model fit "
+                              "the data (sweep passes input_shape= and num_outputs= when its constructor takes them)"
+                              ) from None
+        task.check_outputs(out, len(y), num_outputs, cfg.model._target_)
+        optimizer = build_optimizer(cfg, model.parameters())
+        build_scheduler(cfg, optimizer, cfg.trainer.epochs, len(train))
+
+
 def prepare(cfg: DictConfig) -> Prepared:
     """Check the config, build the data module, read the train and validation splits, and try the model,
     optimizer and schedule once (on two examples), so that every bad input fails before a run starts."""
@@ -197,24 +224,5 @@ def prepare(cfg: DictConfig) -> Prepared:
     x0, y0 = _example(train_data, where)
     input_shape = tuple(x0.shape)
     num_outputs = _num_outputs(task, datamodule, train_data, y0, where)
-    with torch.random.fork_rng(devices=[]):  # the trial build must not move the run's RNG
-        model = build_model(cfg, input_shape, num_outputs).to(compute.device)
-        try:
-            x, y = train.head(2)
-        except RuntimeError as e:  # the DataLoader cannot stack the examples into a batch
-            raise DataError(f"data._target_={where}: two training examples do not make a batch "
-                            f"({first_line(e)}): give every example the same shape (image_folder: set "
-                            "data.image_size)") from None
-        model.eval()
-        try:
-            with torch.no_grad(), compute.autocast():
-                out = model(x)
-        except Exception as e:  # the model's layers do not fit the data (a shape mismatch, say)
-            raise ConfigError(f"{cfg.model._target_} fails on a batch of the data (inputs of shape "
-                              f"{tuple(x.shape)}): {type(e).__name__}: {first_line(e)}; make the model fit "
-                              "the data (sweep passes input_shape= and num_outputs= when its constructor takes them)"
-                              ) from None
-        task.check_outputs(out, len(y), num_outputs, cfg.model._target_)
-        optimizer = build_optimizer(cfg, model.parameters())
-        build_scheduler(cfg, optimizer, cfg.trainer.epochs, len(train))
+    try_build(cfg, compute, task, train, input_shape, num_outputs)
     return Prepared(cfg, compute, datamodule, task, monitor, train, val, input_shape, num_outputs)

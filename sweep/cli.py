@@ -1,26 +1,30 @@
 """`python -m sweep.train`: the thin Hydra wrapper around sweep.train.train.
 
 Before Hydra creates anything, a single run is checked and prepared (config, run directory, data,
-model); its prepared data is handed to the run. Every user error (ours, Hydra's, OmegaConf's, a disk
-that cannot be written) becomes one line on stderr and a non-zero exit status; Ctrl-C exits 130 with
-the command that continues the run. `resume=true hydra.run.dir=DIR` (or `-m resume=true
-hydra.sweep.dir=S`) takes the rest of the command from the run's own record.
+model); its prepared data is handed to the run. A multirun of Hydra's basic sweeper has every job
+checked so before the first starts; other sweepers check their own trials. Every user error (ours,
+Hydra's, OmegaConf's, a disk that cannot be written) becomes one line on stderr and a non-zero exit
+status; Ctrl-C exits 130 with the command that continues the run. `resume=true hydra.run.dir=DIR`
+(or `-m resume=true hydra.sweep.dir=S`) takes the rest of the command from the run's own record.
 """
 
 from __future__ import annotations
 
 import errno
 import gc
+import itertools
+import json
 import logging
 import os
 import re
 import shlex
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from sweep import rundir
@@ -41,6 +45,12 @@ INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "search
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 CONFIG_NAME_FLAGS = ("--config-name", "-cn")
 NOT_OVERRIDABLE = re.compile(r"Could not override '([\w.]+)'")
+Composer = Callable[[list[str]], DictConfig]  # overrides -> the config Hydra composes for them
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+
+    from sweep.build import Prepared
 
 
 class JobFailed(BaseException):
@@ -119,8 +129,10 @@ def resume_overrides(argv: list[str]) -> list[str]:
     return [*flags, *kept, *overrides, *quiet]
 
 
-def _compose(overrides: list[str], config_dir: Optional[str], config_name: str) -> DictConfig:
-    """The config as Hydra will compose it for a single run, its hydra.* keys included."""
+@contextmanager
+def _hydra(config_dir: Optional[str], config_name: str) -> Iterator[Composer]:
+    """Hydra's public compose API on our config folder, yielding compose(overrides): the config as Hydra
+    composes it for a run, its hydra.* keys included."""
     from hydra import compose, initialize_config_dir
 
     from sweep.config import CONF_DIR
@@ -131,13 +143,17 @@ def _compose(overrides: list[str], config_dir: Optional[str], config_name: str) 
         if not folder.is_dir():
             raise ConfigError(f"--config-dir {config_dir} is not a folder: give the folder that holds your "
                               "config groups (model/, data/, ...)")
-        if _value(overrides, "hydra.searchpath") is None:
-            extra = [f"hydra.searchpath=[file://{folder}]"]  # what --config-dir adds to Hydra's search path
+        extra = [f"hydra.searchpath=[file://{folder}]"]  # what --config-dir adds to Hydra's search path
+
+    def composed(overrides: list[str]) -> DictConfig:
+        added = extra if _value(overrides, "hydra.searchpath") is None else []
+        return compose(config_name=config_name, overrides=[*overrides, *added], return_hydra_config=True)
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=[*overrides, *extra], return_hydra_config=True)
+        yield composed
 
 
-def _not_a_key(e: Exception, overrides: list[str], config_dir: Optional[str], config_name: str) -> Exception:
+def _not_a_key(e: Exception, overrides: list[str], compose: Composer) -> Exception:
     """Hydra refuses `model.num_hiden=3` when the key is not in the group's file, and suggests `+`. For the
     groups named by _target_, say instead whether the class takes such a keyword (or what was meant)."""
     from sweep.config import TARGET_GROUPS, validate
@@ -148,7 +164,7 @@ def _not_a_key(e: Exception, overrides: list[str], config_dir: Optional[str], co
     key = match.group(1)
     added = [f"+{o}" if _key(o) == key and not o.startswith(("+", "~")) else o for o in overrides]
     try:
-        validate(_compose(added, config_dir, config_name))
+        validate(compose(added))
     except ConfigError as refused:
         return refused
     except Exception:
@@ -157,30 +173,107 @@ def _not_a_key(e: Exception, overrides: list[str], config_dir: Optional[str], co
                        f"with +{next(o for o in overrides if _key(o) == key)}")
 
 
-def preflight(argv: list[str]) -> Any:  # Optional[sweep.build.Prepared]
-    """For a single run, check and prepare everything before Hydra creates or rewrites anything.
-
-    Multiruns are checked job by job; command lines with Hydra's other flags are left to Hydra.
-    """
+def _composed(compose: Composer, overrides: list[str]) -> DictConfig:
+    """compose(overrides), a key missing from a _target_ group's file said as _not_a_key says it."""
     from hydra.errors import ConfigCompositionException
 
+    try:
+        return compose(overrides)
+    except ConfigCompositionException as e:
+        raise _not_a_key(e, overrides, compose) from None
+
+
+def _check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
+    """A run directory that exists already: refuse to overwrite it; on resume, check last.pt and the config."""
+    if run_dir.is_dir():
+        rundir.resume_state(run_dir, OmegaConf.to_container(cfg, resolve=True), cfg.resume)
+
+
+def basic_jobs(overrides: list[Override]) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper lists them: one list of values per key (a later
+    override of a key replaces an earlier one, in its place), then their cartesian product in that order."""
+    values: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            values[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            raise ConfigError(f"{o.input_line}: the basic sweeper takes lists (a,b), choice(), range() and glob(), "
+                              "not intervals: give a list of values, or sample the interval with search=optuna")
+    return [list(job) for job in itertools.product(*values.values())]
+
+
+def _check_on(cfg: DictConfig, first: Prepared) -> None:
+    """What prepare() checks beyond the data, for a validated job config whose data config is first's: on
+    first's data, so that it is not read again."""
+    from sweep import device
+    from sweep.build import try_build
+
+    compute = device.setup(cfg.trainer.device, cfg.trainer.precision, cfg.trainer.deterministic, cfg.trainer.threads)
+    first.task.check_monitor(cfg.trainer.monitor or first.task.default_monitor)
+    try_build(cfg, compute, first.task, first.train, first.input_shape, first.num_outputs)
+
+
+def _check_basic_multirun(overrides: list[str], compose: Composer) -> None:
+    """Every job of a multirun that Hydra's basic sweeper runs, composed (as its launcher composes them)
+    and checked as a single run is, in the sweeper's order; the data is read once per data config.
+    The first bad job is named, with the overrides that set it apart."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from sweep.build import prepare
+    from sweep.config import validate
+
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists groups
+    given = parser.parse_overrides(overrides)
+    master = _composed(compose, [o.input_line for o in given if not o.is_sweep_override()])  # as Hydra's
+    if master.hydra.runtime.choices.get("hydra/sweeper") != "basic":
+        return  # another sweeper checks its own trials
+    params = master.hydra.sweeper.get("params") or {}
+    jobs = basic_jobs(parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()),
+                                              *(o.input_line for o in given if not o.is_hydra_override())]))
+    firsts: dict[str, Prepared] = {}  # a data config (as JSON) -> the preparation of its first job
+    for num, job in enumerate(jobs):
+        try:
+            cfg = _composed(compose, [*master.hydra.overrides.hydra, *job])
+            with open_dict(cfg):  # as Hydra's launcher numbers its jobs, for hydra.sweep.subdir
+                cfg.hydra.job.id, cfg.hydra.job.num = f"{cfg.hydra.job.name}_{num}", num
+            checked = validate(cfg)
+            data = json.dumps(OmegaConf.to_container(checked.data), sort_keys=True, default=str)
+            if data in firsts:
+                _check_on(checked, firsts[data])
+            else:
+                firsts[data] = prepare(cfg)
+            _check_run_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), checked)
+        except (UserError, HydraException, OmegaConfBaseException) as e:
+            apart = " ".join(o for o in job if any(o not in other for other in jobs))
+            raise UserError(f"job {num}{f' ({apart})' if apart else ''}: {_one_line(e)}") from None
+
+
+def preflight(argv: list[str]) -> Optional[Prepared]:
+    """Check everything before Hydra creates or rewrites anything: a single run, which is also prepared
+    (its preparation is handed to it), or every job of a basic multirun.
+
+    Other sweepers check their own trials; command lines with Hydra's other flags are left to Hydra.
+    """
     from sweep.build import prepare
 
     flags, overrides = split_argv(argv)
     names = [f.partition("=")[0] for f in flags if f.startswith("-")]
-    if any(n not in (*CONFIG_DIR_FLAGS, *CONFIG_NAME_FLAGS) for n in names):
+    if any(n not in (*CONFIG_DIR_FLAGS, *CONFIG_NAME_FLAGS, *MULTIRUN_FLAGS) for n in names):
         return None
-    config_dir = _flag(flags, CONFIG_DIR_FLAGS)
-    config_name = _flag(flags, CONFIG_NAME_FLAGS) or "config"
-    try:
-        cfg = _compose(overrides, config_dir, config_name)
-    except ConfigCompositionException as e:
-        raise _not_a_key(e, overrides, config_dir, config_name) from None
-    run_dir = Path(str(cfg.hydra.run.dir))
-    prepared = prepare(cfg)
-    if run_dir.is_dir():  # refuses an overwrite; on resume, checks last.pt and the config
-        rundir.resume_state(run_dir, OmegaConf.to_container(prepared.cfg, resolve=True), prepared.cfg.resume)
-    return prepared
+    with _hydra(_flag(flags, CONFIG_DIR_FLAGS), _flag(flags, CONFIG_NAME_FLAGS) or "config") as compose:
+        if any(n in MULTIRUN_FLAGS for n in names):
+            _check_basic_multirun(overrides, compose)
+            return None
+        cfg = _composed(compose, overrides)
+        run_dir = Path(str(cfg.hydra.run.dir))
+        prepared = prepare(cfg)
+        _check_run_dir(run_dir, prepared.cfg)
+        return prepared
 
 
 def _write_hydra_record(run_dir: Path, cfg: DictConfig, hc: DictConfig) -> None:
@@ -201,7 +294,7 @@ def task_function(prepared: Any) -> Callable[[DictConfig], float]:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from sweep.pruning import check_sweep_direction, epoch_hook_from_env
+        from sweep import trial
         from sweep.build import prepare
         from sweep.train import Interrupted, train
 
@@ -214,8 +307,7 @@ def task_function(prepared: Any) -> Callable[[DictConfig], float]:
         reuse = prepared if prepared is not None and OmegaConf.to_container(prepared.cfg) == job else None
         try:
             prep = reuse or prepare(cfg)
-            check_sweep_direction(prep.task.direction(prep.monitor), prep.monitor)
-            result = train(cfg, run_dir, epoch_hook=epoch_hook_from_env(), prepared=prep)
+            result = train(cfg, run_dir, epoch_hook=trial.epoch_hook(run_dir), prepared=prep)
         except UserError as e:
             if not multirun:
                 raise JobFailed(str(e), 2) from None
@@ -227,6 +319,8 @@ def task_function(prepared: Any) -> Callable[[DictConfig], float]:
             log.error("%s", e)
             return float("nan")  # a failed trial: the sweep goes on
         except Interrupted as e:
+            if trial.current() is not None:  # an Optuna trial: its sweeper queues it again
+                raise trial.TrialInterrupted(str(e)) from None
             if multirun:
                 e.sweep_dir = Path(hc.sweep.dir)
             raise

@@ -29,6 +29,20 @@ from sweep.errors import ConfigError, first_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
+
+def _direction_resolver(*, _root_: DictConfig) -> str:
+    """`${sweep_direction:}`: the Optuna direction that fits the config's monitored metric (conf/search/*.yaml)."""
+    from sweep.tasks import expected_direction
+
+    direction = expected_direction(_root_)
+    if direction is None:
+        raise ConfigError("cannot tell whether the objective is better high or low: set trainer.monitor=val_<metric> "
+                          "or hydra.sweeper.direction=maximize|minimize")
+    return direction
+
+
+OmegaConf.register_new_resolver("sweep_direction", _direction_resolver, replace=True)
+
 PRECISIONS = ("32", "bf16", "16")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 TARGET_GROUPS = ("model", "optimizer", "scheduler", "data")

@@ -37,6 +37,10 @@ HYDRA = ".hydra"
 OVERRIDES, HYDRA_RECORD = "overrides.yaml", "hydra.yaml"  # in .hydra/: what Hydra recorded of the command
 MULTIRUN = "multirun.yaml"  # a sweep folder's record of its command
 TRIALS = "trials.csv"  # an Optuna sweep folder: one row per trial (sweep.search)
+PARETO_FRONT = "pareto_front.csv"  # a multi-objective Optuna sweep folder: its Pareto-optimal trials
+RESULTS = "optimization_results.yaml"  # an Optuna sweep folder: upstream's summary of the study
+TRIAL = "trial.json"  # an Optuna trial's job folder: its number, study, parameters, state and values
+STOP = "STOP"  # written into a job folder by its sweeper on Ctrl-C: the job stops at its next epoch boundary
 DEFAULT_MONITOR, DEFAULT_DIRECTION = "val_acc", "maximize"  # what runs written before monitors had directions used
 
 # Keys that may change between an interrupted run and its resumption: where the data and the outputs

@@ -1,112 +1,229 @@
-"""The Optuna search behind `search=optuna`: upstream hydra-optuna-sweeper, made resumable and robust.
+"""`hydra/sweeper=sweep_optuna`: an Optuna study run through Hydra's launcher, for any Hydra app.
 
-Differences from upstream (see the README):
-- the study persists by default (SQLite in the sweep dir) and a rerun continues it: finished trials are
-  never run again, job directories are named by trial number and never reused for another trial;
-- `n_trials` is the number of trials the study should hold, shared by every worker on the study;
-- trials run asynchronously: a new one starts as soon as one ends, `n_jobs` in flight;
-- a trial that raises, diverges or whose process dies is recorded as FAIL and the sweep goes on, until
-  more than `max_failure_rate * n_trials` trials have failed;
-- a trial whose sweeper process was killed is detected by its missing heartbeat, failed, and retried in
-  its own job directory from its last epoch checkpoint;
-- storage URLs are masked wherever Hydra would save or print them;
-- trials.csv and the best trial's job directory and checkpoint are written to the sweep directory;
-- pruning: each job reports its validation accuracy per epoch to its trial through the storage.
+Built on Hydra's public Sweeper API and Optuna's public API; it keeps upstream hydra-optuna-sweeper's
+config schema and override syntax (see hydra_plugins/sweep_optuna_sweeper/config.py and the README). What
+it adds: the study persists (SQLite in the sweep folder by default) and a rerun continues it; `n_trials` is
+the number of trials the study should hold, over every run and worker; `n_jobs` trials are always in
+flight; a failing trial is recorded and the sweep goes on up to `max_failure_rate`; a dead worker's trial
+and the trials stopped by Ctrl-C are queued again and continue from their checkpoints; pruning works
+across processes and machines (sweep.trial); a changed space, direction or setting is refused
+(sweep.study); each in-flight trial may get its own device.
+
+The loop: ask the study for a trial, launch it as a Hydra job in a thread (the launcher blocks until its
+job ends), finish the trials whose jobs ended, record the study into the sweep folder; repeat.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import functools
+import contextlib
+import io
 import json
 import logging
 import math
 import os
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import optuna
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from omegaconf import DictConfig, OmegaConf, open_dict
-from optuna.exceptions import ExperimentalWarning
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from sweep import rundir, storage as storage_mod
-from sweep.atomic import atomic_write_csv, atomic_write_json, atomic_write_text
-from sweep.compose import compose_once
-from sweep.errors import UserError
-from sweep.pruning import DIRECTION_ENV, PRUNER_ENV, STUDY_ENV, TRIAL_ENV, make_pruner
+from sweep.atomic import atomic_write_json, atomic_write_text
+from sweep.errors import UserError, first_line
+from sweep.space import Space, grid_choices, parse_space
+from sweep.study import (DIR_ATTR, FAILURE_ATTR, FIXED_PARAMS_ATTR, REQUEUED_ATTR, SURPLUS_ATTR, WORKER_ATTR,
+                         Trials, counts_toward_n_trials, failed, fixed_settings, open_study, trial_dir_name,
+                         write_results)
+from sweep.trial import TRIAL_ENV, TrialInterrupted, make_pruner
 
 log = logging.getLogger("sweep.search")
 
-DIR_ATTR = "job_dir"          # user attr: the trial's job directory (copied onto retries)
-FAILURE_ATTR = "failure"      # user attr: why the trial failed (set by us, so not a stale trial)
-SURPLUS_ATTR = "surplus"      # user attr: asked beyond n_trials by a racing worker, never run
-FIXED_ATTR = "fixed_params"   # user attr: the search's fixed (not sampled) overrides, as one dict
 POLL_S = 1.0
 RESULTS_EVERY_S = 5.0  # trials.csv and optimization_results.yaml mirror the study at most this stale
+DIRECTIONS = ("minimize", "maximize")
+SAMPLER_GROUP = "hydra/sweeper/sampler"
 
 
 @dataclass
 class Running:
     trial: optuna.trial.Trial
     job_dir: Path
+    device: Optional[str]
     started: float
     future: cf.Future
 
 
-def trial_dir_name(number: int) -> str:
-    return f"trial_{number:04d}"
+def _in_thread(fn: Any, *args: Any) -> cf.Future:
+    """fn(*args) in a daemon thread: a second Ctrl-C may leave a job that ignores stop requests behind."""
+    future: cf.Future = cf.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # a job's KeyboardInterrupt too: the sweeper decides what it means
+            future.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name="trial").start()
+    return future
 
 
-def counts_toward_n_trials(t: optuna.trial.FrozenTrial) -> bool:
-    """Finished trials, ones in flight and queued retries count; stale or surplus FAILs do not."""
-    if t.state == TrialState.FAIL:
-        return FAILURE_ATTR in t.user_attrs
-    return True
+def _value_text(v: Any) -> str:
+    """A sampled value as a Hydra override value."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, str) and not v.replace("_", "").replace("-", "").replace(".", "").replace("/", "").isalnum():
+        return _quoted(v)
+    return str(v)
 
 
-def _reseed(sampler: Any, seed: Optional[int], number: int) -> None:
-    """Seed the sampler per trial number: reproducible, and distinct across workers sharing a study."""
-    if seed is None:
-        return
-    state = int(np.random.SeedSequence([int(seed), number]).generate_state(1)[0])
-    for obj in (sampler, getattr(sampler, "_random_sampler", None)):
-        if obj is not None and hasattr(obj, "_rng"):
-            obj._rng = np.random.RandomState(state)
+def _quoted(text: str) -> str:
+    """A single-quoted Hydra override value (JSON never holds a bare quote once ' is escaped as \\u0027)."""
+    return "'" + text.replace("'", "\\u0027") + "'"
 
 
-class ResumableOptunaSweeper(OptunaSweeperImpl):
-    def __init__(self, pruner: str, pruner_args: Optional[DictConfig], heartbeat_interval: int,
-                 grace_period: int, max_retry: int, synchronous: bool, **upstream: Any) -> None:
-        super().__init__(**upstream)
+@contextlib.contextmanager
+def _sweep_environment(url: str) -> Iterator[None]:
+    """For the sweep's duration only: the storage URL for jobs (never written to disk), and Optuna's messages
+    through Hydra's logging (plain text, no colour codes). (Our own overrides all start with `hydra.`, which
+    launchers leave out when they echo a job's overrides.)"""
+    before = os.environ.get(storage_mod.STORAGE_ENV)
+    os.environ[storage_mod.STORAGE_ENV] = url
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        optuna.logging.disable_propagation()
+        optuna.logging.enable_default_handler()
+        if before is None:
+            os.environ.pop(storage_mod.STORAGE_ENV, None)
+        else:
+            os.environ[storage_mod.STORAGE_ENV] = before
+
+
+def _number(name: str, value: Any, low: float, kind: type = int, high: Optional[float] = None) -> Any:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or value == int(value))
+    if not ok or value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UserError(f"hydra.sweeper.{name}={value} is not valid: give {'a number' if kind is float else 'a whole number'} "
+                        f"{bound}")
+    return kind(value)
+
+
+class OptunaSweeper:
+    """The implementation behind hydra_plugins.sweep_optuna_sweeper.SweepOptunaSweeper."""
+
+    def __init__(self, sampler: DictConfig, direction: Any, storage: Optional[str], study_name: Optional[str],
+                 n_trials: int, n_jobs: int, max_failure_rate: float, params: Optional[DictConfig],
+                 custom_search_space: Optional[str], search_space: Any, pruner: str, pruner_args: Any,
+                 heartbeat_interval: int, grace_period: int, max_retry: int, synchronous: bool,
+                 devices: Optional[Sequence[Any]]) -> None:
+        if search_space is not None:
+            raise UserError("hydra.sweeper.search_space was removed from the Optuna sweeper: write the space as "
+                            "hydra.sweeper.params, e.g. {x: 'interval(-5.0, 5.0)', y: 'choice(1, 2)'}")
+        self.sampler_cfg = sampler
+        self.directions = self._directions(direction)
+        self.storage, self.study_name = storage, study_name
+        self.n_trials = _number("n_trials", n_trials, 1)
+        self.n_jobs = _number("n_jobs", n_jobs, 1)
+        self.max_failure_rate = _number("max_failure_rate", max_failure_rate, 0, float, 1)
+        self.heartbeat_interval = _number("heartbeat_interval", heartbeat_interval, 1, float)
+        self.grace_period = _number("grace_period", grace_period, self.heartbeat_interval * 2, float)
+        self.max_retry = _number("max_retry", max_retry, 0)
+        self.params = OmegaConf.to_container(params) if isinstance(params, DictConfig) else params
+        self.custom_search_space = custom_search_space
         self.synchronous = synchronous
         self.pruner_name = pruner
-        self.pruner_args = OmegaConf.to_container(pruner_args) if pruner_args else {}
-        self.heartbeat_interval = heartbeat_interval
-        self.grace_period = grace_period
-        self.max_retry = max_retry
-        make_pruner(self.pruner_name, self.pruner_args)  # fail now on a bad name or argument
+        self.pruner_args = OmegaConf.to_container(pruner_args) if isinstance(pruner_args, DictConfig) else pruner_args
+        make_pruner(pruner, self.pruner_args)  # fail now on a bad name or argument
+        if pruner != "none" and len(self.directions) > 1:
+            raise UserError(f"hydra.sweeper.pruner={pruner} needs a single objective (Optuna cannot prune "
+                            "multi-objective trials): set hydra.sweeper.pruner=none")
+        self.devices = [f"cuda:{d}" if isinstance(d, int) else str(d) for d in (devices or [])]
+        if devices is not None and len(self.devices) < self.n_jobs:
+            raise UserError(f"hydra.sweeper.devices lists {len(self.devices)} device(s) for n_jobs={self.n_jobs} trials "
+                            "in flight: list one device per trial, or lower hydra.sweeper.n_jobs")
+        self._sampler_for(0, {})  # fail now on an unknown sampler or a bad keyword
+
+    @staticmethod
+    def _directions(direction: Any) -> list[str]:
+        items = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
+        names = [str(getattr(d, "name", d)).lower() for d in items]
+        bad = [n for n in names if n not in DIRECTIONS]
+        if bad or not names:
+            raise UserError(f"hydra.sweeper.direction={direction} is not valid: give minimize or maximize, or a list "
+                            "of them for several objectives")
+        return names
+
+    def _sampler_for(self, number: int, space: dict) -> Any:
+        """The configured sampler, seeded for this trial number: reproducible for one worker, and distinct for
+        workers that share a study (each trial number gets its own random stream)."""
+        cfg = OmegaConf.to_container(self.sampler_cfg)
+        target = str(cfg.get("_target_", ""))
+        if target.endswith("MOTPESampler"):
+            raise UserError("hydra/sweeper/sampler=motpe was removed (Optuna dropped MOTPESampler): use "
+                            "hydra/sweeper/sampler=tpe, which handles several objectives, or nsgaii")
+        if cfg.get("seed") is not None:
+            cfg["seed"] = int(np.random.SeedSequence([int(cfg["seed"]), number]).generate_state(1)[0])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = instantiate(cfg)
+                if target.endswith("GridSampler"):
+                    sampler = sampler(grid_choices(space)) if space else None
+        except UserError:
+            raise
+        except Exception as e:
+            cause = e.__cause__ or e
+            raise UserError(f"hydra.sweeper.sampler ({target or 'no _target_'}) cannot be built: {first_line(cause)}; "
+                            f"choose one with {SAMPLER_GROUP}=tpe|random|cmaes|nsgaii|qmc|gp|grid and check its keys"
+                            ) from None
+        return sampler
+
+    # ------------------------------------------------------------------ setup
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        super().setup(hydra_context=compose_once(hydra_context, config), task_function=task_function, config=config)
-        self.url = storage_mod.resolve_url(self.storage, Path(self.sweep_dir))
-        self.shown_url = storage_mod.mask(self.url)
-        # Jobs (in this process or in launcher workers started later) reach the study through this.
-        os.environ[storage_mod.STORAGE_ENV] = self.url
-        os.environ[PRUNER_ENV] = json.dumps([self.pruner_name, self.pruner_args])
-        directions = [str(d).lower() for d in self._get_directions()]
-        if len(directions) == 1:  # jobs check that their monitor is optimised the right way
-            os.environ[DIRECTION_ENV] = directions[0]
-        self._hide_credentials(config)
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self._check_direction(config)
+        self._prepare_job_overrides(config)
+        task_keys = [k for k in config if k != "hydra"]
+        self.resumable = "resume" in task_keys  # sweep.train and apps like it continue a job from its checkpoint
+        self.device_key = "trainer.device" if OmegaConf.select(config, "trainer.device") is not None else None
 
-    def _hide_credentials(self, config: DictConfig) -> None:
+    def _check_direction(self, config: DictConfig) -> None:
+        """An app with sweep.train's trainer.monitor: the study must optimise the way the monitor is better."""
+        if OmegaConf.select(config, "trainer.monitor", default="absent") == "absent" or len(self.directions) != 1:
+            return
+        from sweep.tasks import expected_direction
+
+        wanted = expected_direction(config)
+        if wanted is not None and wanted != self.directions[0]:
+            monitor = OmegaConf.select(config, "trainer.monitor") or "the task's default monitor"
+            raise UserError(f"hydra.sweeper.direction={self.directions[0]} does not fit trainer.monitor={monitor}, "
+                            f"which is better when {'higher' if wanted == 'maximize' else 'lower'}: set "
+                            f"hydra.sweeper.direction={wanted}")
+
+    def _prepare_job_overrides(self, config: DictConfig) -> None:
         """Hydra saves hydra.sweeper.storage and the command-line overrides into every job: mask both."""
         with open_dict(config):
             if config.hydra.sweeper.storage:
@@ -114,196 +231,78 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
             overrides = config.hydra.overrides.hydra
             for i, item in enumerate(overrides):
                 overrides[i] = storage_mod.mask(str(item))
-            self.storage = config.hydra.sweeper.storage
-
-    # ------------------------------------------------------------------ study
-
-    def _search_space(self, arguments: list[str]) -> tuple[dict, dict]:
-        self._process_searchspace_config()
-        params_conf = self._parse_sweeper_params_config() + list(arguments)
-        distributions, fixed = create_params_from_overrides(params_conf)
-        if self.search_space_distributions:
-            distributions = {**self.search_space_distributions, **distributions}
-        for name in fixed:
-            distributions.pop(name, None)
-        if isinstance(self.sampler, functools.partial) and self.sampler.func == optuna.samplers.GridSampler:
-            grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
-            self.sampler = self.sampler(grid)
-            self.n_trials = min(self.n_trials, int(np.prod([len(v) for v in grid.values()])))
-            log.info("grid sampler: %d trials cover the grid", self.n_trials)
-        return distributions, fixed
-
-    def _open_study(self) -> optuna.Study:
-        storage = storage_mod.open_storage(self.url, self.heartbeat_interval, self.grace_period, self.max_retry)
-        directions = self._get_directions()
-        for attempt in range(5):  # several workers may create the same study at once
-            try:
-                study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
-                                            directions=directions, load_if_exists=True,
-                                            pruner=make_pruner(self.pruner_name, self.pruner_args))
-                break
-            except optuna.exceptions.DuplicatedStudyError:
-                time.sleep(0.2 * (attempt + 1))
-        else:
-            raise UserError(f"could not create or load study {self.study_name} in {self.shown_url}")
-        stored = [d.name.lower() for d in study.directions]
-        if stored != [d.lower() for d in directions]:
-            raise UserError(f"study {self.study_name} in {self.shown_url} optimises {stored}, not {directions}: "
-                            "use another hydra.sweeper.study_name")
-        return study
-
-    def _counted(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in study.get_trials(deepcopy=False) if counts_toward_n_trials(t)]
-
-    def _open_slots(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        """Trials still to start; queued retries (WAITING) fill slots, and ask() hands them out first."""
-        taken = [t for t in trials if counts_toward_n_trials(t) and t.state != TrialState.WAITING]
-        return self.n_trials - len(taken)
-
-    # ------------------------------------------------------------------ one trial
-
-    def _start(self, study: optuna.Study, distributions: dict, fixed: dict) -> Optional[Running]:
-        trial = study.ask()
-        earlier = [t for t in self._counted(study) if t.number < trial.number]
-        if len(earlier) >= self.n_trials:  # another worker took the last slot first
-            trial.set_user_attr(SURPLUS_ATTR, True)
-            study.tell(trial, state=TrialState.FAIL)
-            return None
-        _reseed(self.sampler, OmegaConf.select(self.config, "hydra.sweeper.sampler.seed"), trial.number)
-        overrides = list(self._configure_trials([trial], distributions, fixed)[0])
-        retried = trial.system_attrs.get("failed_trial")  # set by RetryFailedTrialCallback
-        name = trial.user_attrs.get(DIR_ATTR) or trial_dir_name(trial.number)  # a retry keeps its directory
-        trial.set_user_attr(DIR_ATTR, name)
-        job_dir = Path(self.sweep_dir) / name
-        note = f" (retry of trial {retried}, resuming in {name})" if retried is not None else ""
-        log.info("trial %d started%s: %s", trial.number, note, " ".join(overrides))
-        overrides += [
-            "resume=true",  # a retried trial continues from its last epoch checkpoint
-            f"hydra.sweep.subdir={name}",
-            f"++hydra.job.env_set.{TRIAL_ENV}={trial.number}",
-        ]
-        self._write_trial_json(job_dir, trial.number, trial.params, "RUNNING", None, None)
-        study._storage.record_heartbeat(trial._trial_id)
-        future = self._pool.submit(self._launch, overrides, trial.number)
-        return Running(trial, job_dir, time.time(), future)
-
-    def _configure_trials(self, trials: list[optuna.trial.Trial], search_space_distributions: dict,
-                          fixed_params: dict) -> list[tuple[str, ...]]:
-        """Upstream's, except that the fixed parameters are recorded as one user attribute (fixed_params):
-        one database write per trial instead of one per fixed parameter."""
-        overrides = []
-        for trial in trials:
-            for name, distribution in search_space_distributions.items():
-                trial._suggest(name, distribution)
-            if fixed_params:
-                trial.set_user_attr(FIXED_ATTR, dict(fixed_params))
-            if self.custom_search_space_extender:
-                self.custom_search_space_extender(self.config, trial)
-            overlap = trial.params.keys() & fixed_params.keys()
-            if overlap:
-                raise ValueError(f"parameters both fixed and searched: {sorted(overlap)}")
-            params = {**trial.params, **fixed_params}
-            overrides.append(tuple(f"{name}={value}" for name, value in params.items()))
-        return overrides
-
-    def _launch(self, overrides: Sequence[str], number: int) -> JobReturn:
-        return self.launcher.launch([list(overrides)], initial_job_idx=number)[0]
-
-    def _finish(self, study: optuna.Study, run: Running) -> None:
-        trial, error, value = run.trial, None, None
-        metrics = rundir.read_metrics(run.job_dir)
-        try:
-            ret = run.future.result()
-        except BaseException as e:  # the job's process died (killed, out of memory)
-            error = f"the job's process died: {type(e).__name__}: {e}"
-        else:
-            if ret.status == JobStatus.COMPLETED:
-                value = float(ret.return_value)
-                if not math.isfinite(value):
-                    error = (metrics or {}).get("error") or f"the job returned {value}"
-            else:
-                error = f"{type(ret._return_value).__name__}: {ret._return_value}"
-        status = (metrics or {}).get("status")
-        if error is None and status == "pruned":
-            state = TrialState.PRUNED
-            # The job reported each epoch through its own connection; this process's cached view of
-            # the trial has not seen those, so repeat the last one: Optuna stores it as the trial's value.
-            last = (rundir.read_history(run.job_dir) or [None])[-1]
-            if last is not None:
-                trial.report(float(last[metrics["monitor"]]), int(last["epoch"]))
-            _tell(study, trial, state=state)
-        elif error is None:
-            state = TrialState.COMPLETE
-            _tell(study, trial, values=value)
-        else:
-            state = TrialState.FAIL
-            trial.set_user_attr(FAILURE_ATTR, error[:2000])
-            _tell(study, trial, state=state)
-        seconds = time.time() - run.started
-        self._write_trial_json(run.job_dir, trial.number, trial.params, state.name, value, error)
-        if error:
-            log.warning("trial %d FAILED after %.1fs: %s", trial.number, seconds, error)
-        else:
-            log.info("trial %d %s after %.1fs: value %s", trial.number, state.name, seconds, value)
-
-    def _write_trial_json(self, job_dir: Path, number: int, params: dict, state: str, value: Any,
-                          error: Optional[str]) -> None:
-        job_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(job_dir / "trial.json", {
-            "number": number, "study_name": self.study_name, "storage": self.shown_url, "params": params,
-            "state": state, "value": value, "error": error,
-        })
+            # Every job's config starts from these: declare the keys each trial then sets with a plain
+            # `hydra.` override, which launchers leave out when they echo a job's overrides.
+            overrides.extend([f"++hydra.job.env_set.{k}=''" for k in (TRIAL_ENV, "CUDA_VISIBLE_DEVICES")
+                              if k == TRIAL_ENV or self.devices])
 
     # ------------------------------------------------------------------ the sweep
 
     def sweep(self, arguments: list[str]) -> None:
-        distributions, fixed = self._search_space(arguments)
-        study = self._open_study()
-        self.study_name = study.study_name
-        os.environ[STUDY_ENV] = self.study_name
-        concurrency = max(1, self.n_jobs)
-        if concurrency > 1 and type(self.launcher).__name__ == "BasicLauncher":
-            log.warning("hydra.sweeper.n_jobs=%d needs a process launcher (hydra/launcher=joblib); "
-                        "the basic launcher runs one trial at a time", concurrency)
-            concurrency = 1
-        done_before = len([t for t in self._counted(study) if t.state.is_finished()])
-        log.info("study %s in %s: %d of %d trials already finished; sampler %s, pruner %s, %d in flight",
-                 self.study_name, self.shown_url, done_before, self.n_trials, type(self.sampler).__name__,
+        space = parse_space(self.params, arguments)
+        if "GridSampler" in str(self.sampler_cfg.get("_target_", "")):
+            size = int(np.prod([len(v) for v in grid_choices(space.distributions).values()]))
+            if size < self.n_trials:
+                log.info("grid sampler: the grid has %d points, so %d trials", size, size)
+            self.n_trials = min(self.n_trials, size)
+        self.url = storage_mod.resolve_url(self.storage, self.sweep_dir)  # creates the sweep folder
+        self.shown_url = storage_mod.describe(self.url)
+        with _sweep_environment(self.url):
+            storage = storage_mod.open_storage(self.url)
+            study = open_study(storage, self.shown_url, self.study_name, self.directions,
+                               self._sampler_for(0, space.distributions),
+                               make_pruner(self.pruner_name, self.pruner_args), space,
+                               fixed_settings(self.config, space))
+            self.study_name = study.study_name
+            self.trials = Trials(study, storage, self.grace_period, self.max_retry)
+            self._run(study, space)
+
+    def _concurrency(self) -> int:
+        if self.n_jobs > 1 and type(self.launcher).__name__ == "BasicLauncher":
+            log.warning("hydra.sweeper.n_jobs=%d needs a launcher that runs jobs in parallel (hydra/launcher=joblib "
+                        "or submitit_local); the basic launcher runs one trial at a time", self.n_jobs)
+            return 1
+        return self.n_jobs
+
+    def _run(self, study: optuna.Study, space: Space) -> None:
+        concurrency = self._concurrency()
+        trials = study.get_trials(deepcopy=False)
+        done = sum(1 for t in trials if counts_toward_n_trials(t) and t.state.is_finished())
+        log.info("study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d in flight",
+                 self.study_name, self.shown_url, done, self.n_trials, type(study.sampler).__name__,
                  self.pruner_name, concurrency)
-        max_failures = self.max_failure_rate * self.n_trials
+        self.free_devices = list(self.devices)
+        self.started_at, self.durations = time.monotonic(), []
         running: list[Running] = []
         last_beat = last_results = time.monotonic()
-        last_stale_check = -math.inf
-        unwritten = False  # trials finished since trials.csv was last written
-        waiting_for = 0
-        self._pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="trial")
+        last_stale = -math.inf  # dead workers' trials first, so that they are continued before new ones start
+        unwritten, waiting_for = False, 0
         try:
             while True:
-                if time.monotonic() - last_stale_check >= POLL_S:  # a query; staleness takes a grace period
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", ExperimentalWarning)
-                        optuna.storages.fail_stale_trials(study)
-                    last_stale_check = time.monotonic()
                 trials = study.get_trials(deepcopy=False)
-                too_many_failures = _failed(trials) > max_failures
-                open_slots = self._open_slots(trials)
-                may_start = not (self.synchronous and running)  # upstream-style: whole batches only
-                while may_start and not too_many_failures and len(running) < concurrency and open_slots > 0:
-                    started = self._start(study, distributions, fixed)  # re-checks slots against the study
+                if time.monotonic() - last_stale >= POLL_S:
+                    self._requeue_stale(trials, {r.trial.number for r in running})
+                    last_stale = time.monotonic()
+                stop_launching = failed(trials) > self.max_failure_rate * self.n_trials
+                open_slots = self.n_trials - sum(1 for t in trials if counts_toward_n_trials(t)
+                                                 and t.state != TrialState.WAITING)
+                may_start = not (self.synchronous and running)
+                while may_start and not stop_launching and len(running) < concurrency and open_slots > 0:
+                    started = self._start(study, space)
                     if started is None:
                         break
                     running.append(started)
                     open_slots -= 1
                 if not running:
-                    others = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-                    if too_many_failures or not others:
+                    elsewhere = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+                    if stop_launching or not elsewhere:
                         break
-                    if len(others) != waiting_for:
-                        waiting_for = len(others)
-                        log.info("waiting for %d trial(s) running elsewhere; one whose sweeper was killed is "
-                                 "failed and retried after hydra.sweeper.grace_period=%ds without a heartbeat",
-                                 waiting_for, self.grace_period)
-                    time.sleep(POLL_S)  # another worker's trials: wait until they finish or go stale
+                    if len(elsewhere) != waiting_for:
+                        waiting_for = len(elsewhere)
+                        log.info("waiting for %d trial(s) of other workers; a dead worker's trial is queued again "
+                                 "after hydra.sweeper.grace_period=%gs without a heartbeat", waiting_for,
+                                 self.grace_period)
+                    time.sleep(POLL_S)
                     continue
                 finished, _ = cf.wait([r.future for r in running], timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
                 for run in [r for r in running if r.future in finished]:
@@ -311,63 +310,231 @@ class ResumableOptunaSweeper(OptunaSweeperImpl):
                     self._finish(study, run)
                 unwritten = unwritten or bool(finished)
                 if unwritten and time.monotonic() - last_results >= RESULTS_EVERY_S:
-                    self._write_results(study)
+                    write_results(study, self.sweep_dir, self.shown_url)
                     last_results, unwritten = time.monotonic(), False
                 if time.monotonic() - last_beat >= self.heartbeat_interval:
-                    for run in running:
-                        study._storage.record_heartbeat(run.trial._trial_id)
+                    self.trials.beat([r.trial for r in running])
                     last_beat = time.monotonic()
+        except KeyboardInterrupt:
+            self._stop(study, running)
         finally:
-            self._pool.shutdown(wait=True)
-            try:
-                self._write_results(study)  # also after Ctrl-C, so that the files match the study
-            except Exception as e:  # they mirror the study, which holds everything; never mask the cause
-                log.warning("could not update %s/trials.csv: %s", self.sweep_dir, e)
-        failed = _failed(study.get_trials(deepcopy=False))
-        if failed > max_failures:
-            raise UserError(
-                f"{failed} of {self.n_trials} trials failed, more than hydra.sweeper.max_failure_rate="
-                f"{self.max_failure_rate} allows; see {self.sweep_dir}/trials.csv and the failed trials' train.log"
-            )
+            write_results(study, self.sweep_dir, self.shown_url)
+        n_failed = failed(study.get_trials(deepcopy=False))
+        if n_failed > self.max_failure_rate * self.n_trials:
+            raise UserError(f"{n_failed} of {self.n_trials} trials failed, more than hydra.sweeper.max_failure_rate="
+                            f"{self.max_failure_rate} allows; see {self.sweep_dir / rundir.TRIALS} and the failed "
+                            "trials' logs")
 
-    # ------------------------------------------------------------------ results
+    def _requeue_stale(self, trials: Sequence[optuna.trial.FrozenTrial], mine: set[int]) -> None:
+        for t, reason in self.trials.stale(trials, mine):
+            if self.trials.requeue(t, reason, died=True):
+                log.warning("trial %d's worker is gone (%s: %s): queued again, to continue in %s", t.number,
+                            (t.user_attrs.get(WORKER_ATTR) or {}).get("id", "unknown"), reason,
+                            t.user_attrs.get(DIR_ATTR, "its folder"))
 
-    def _write_results(self, study: optuna.Study) -> None:
-        trials = study.get_trials(deepcopy=False)
-        keys = sorted({k for t in trials for k in t.params})
-        rows = [{"number": t.number, "state": t.state.name, "value": t.value,
-                 "duration_s": t.duration.total_seconds() if t.duration else None,
-                 "job_dir": t.user_attrs.get(DIR_ATTR), **{f"params_{k}": v for k, v in t.params.items()}}
-                for t in sorted(trials, key=lambda t: t.number) if SURPLUS_ATTR not in t.user_attrs]
-        sweep_dir = Path(self.sweep_dir)
-        atomic_write_csv(sweep_dir / rundir.TRIALS, rows,
-                         ["number", "state", "value", "duration_s", "job_dir", *(f"params_{k}" for k in keys)])
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if not complete:
-            return
-        best = study.best_trial
-        job_dir = sweep_dir / best.user_attrs.get(DIR_ATTR, trial_dir_name(best.number))
-        results = {
-            "name": "optuna", "best_params": best.params, "best_value": best.value,
-            "best_trial": best.number, "best_job_dir": str(job_dir),
-            "best_checkpoint": str(job_dir / rundir.CHECKPOINTS / rundir.BEST),
-            "study_name": self.study_name, "storage": self.shown_url,
-            "n_trials": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if
-                         any(t.state == s for t in trials)},
-        }
-        atomic_write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
+    # ------------------------------------------------------------------ one trial
 
+    def _job_dir_name(self, trial: optuna.trial.Trial) -> str:
+        """A retry keeps its trial's folder; a new trial never takes a folder that holds another study's trial."""
+        name = trial.user_attrs.get(DIR_ATTR)
+        if name:
+            return name
+        name = trial_dir_name(trial.number)
+        record = self.sweep_dir / name / rundir.TRIAL
+        if record.exists() or (self.sweep_dir / name).exists():
+            name = f"{self.study_name}_{name}"
+            suffix = 1
+            while (self.sweep_dir / name).exists():
+                name, suffix = f"{self.study_name}_{trial_dir_name(trial.number)}_{suffix}", suffix + 1
+        return name
 
-def _failed(trials: list[optuna.trial.FrozenTrial]) -> int:
-    """Trials that failed while running (not stale or surplus ones)."""
-    return sum(1 for t in trials if t.state == TrialState.FAIL and FAILURE_ATTR in t.user_attrs)
+    def _ask(self, study: optuna.Study, space: Space) -> Optional[optuna.trial.Trial]:
+        """The next trial, sampled from a stream seeded by its number, so that trials in flight together (on
+        one worker or several) never share a stream; None once the study holds n_trials."""
+        while True:
+            number = len(study.get_trials(deepcopy=False))  # the number the next new trial gets
+            study.sampler = self._sampler_for(number, space.distributions)
+            trial = study.ask(fixed_distributions=space.distributions)
+            trials = study.get_trials(deepcopy=False)
+            taken = sum(1 for t in trials if counts_toward_n_trials(t) and t.number < trial.number)
+            raced = trial.number > number  # another worker asked in between: ours used its stream
+            if taken >= self.n_trials or raced:
+                self._discard(study, trial)
+            if taken >= self.n_trials:  # another worker took the last slot first
+                return None
+            if not raced:
+                return trial
 
+    def _discard(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        """A trial that is never run: failed, marked surplus, left out of counts and results."""
+        trial.set_user_attr(SURPLUS_ATTR, True)
+        study.tell(trial, state=TrialState.FAIL)
 
-def _tell(study: optuna.Study, trial: optuna.trial.Trial, **kwargs: Any) -> None:
-    try:
-        study.tell(trial, **kwargs)
-    except RuntimeError as e:
-        # The grid sampler calls study.stop() once the grid is covered, which only works inside
-        # study.optimize(); the trial's state is stored before that, so the error is harmless.
-        if "Study.stop" not in str(e):
+    def _start(self, study: optuna.Study, space: Space) -> Optional[Running]:
+        trial = self._ask(study, space)
+        if trial is None:
+            return None
+        try:
+            if self.custom_search_space:
+                extend = instantiate({"_target_": self.custom_search_space, "_partial_": True})
+                extend(self.config, trial)
+            overlap = sorted(trial.params.keys() & space.fixed.keys())
+            if overlap:
+                raise UserError(f"{', '.join(overlap)} both fixed and searched: drop one of them")
+        except BaseException:  # nothing was launched: leave no RUNNING trial behind
+            self._discard(study, trial)
             raise
+        if space.fixed and FIXED_PARAMS_ATTR not in trial.user_attrs:
+            trial.set_user_attr(FIXED_PARAMS_ATTR, dict(space.fixed))
+        retry_of = trial.user_attrs.get("retry_of")
+        name = self._job_dir_name(trial)
+        if trial.user_attrs.get(DIR_ATTR) != name:
+            trial.set_user_attr(DIR_ATTR, name)
+        self.trials.claim(trial)
+        job_dir = self.sweep_dir / name
+        (job_dir / rundir.STOP).unlink(missing_ok=True)
+        device = self.free_devices.pop(0) if self.free_devices else None
+        shown = [f"{k}={_value_text(v)}" for k, v in trial.params.items()]
+        overrides = [*shown, *(f"{k}={v}" for k, v in space.fixed.items())]
+        if device is not None:
+            overrides.append(f"{self.device_key}={device}" if self.device_key
+                             else f"hydra.job.env_set.CUDA_VISIBLE_DEVICES={device.rpartition(':')[2]}")
+        link = {"storage": self.shown_url, "study": self.study_name, "number": trial.number,
+                "pruner": self.pruner_name, "pruner_args": self.pruner_args}
+        link_text = _quoted(json.dumps(link, separators=(",", ":")))
+        overrides += [f"hydra.sweep.subdir={name}", f"hydra.job.env_set.{TRIAL_ENV}={link_text}"]
+        if self.resumable:  # a retried or requeued (preempted) job continues from its last epoch checkpoint
+            overrides.append("resume=true")
+        note = f" (continuing trial {retry_of} in {name})" if retry_of is not None else ""
+        log.info("trial %d started%s: %s%s", trial.number, note, " ".join(shown) or "(no searched keys)",
+                 f" on {device}" if device else "")
+        self._write_trial_json(job_dir, trial, "RUNNING", None, None)
+        future = _in_thread(self._launch, overrides, trial.number)
+        return Running(trial, job_dir, device, time.monotonic(), future)
+
+    def _launch(self, overrides: list[str], number: int) -> JobReturn:
+        return self.launcher.launch([overrides], initial_job_idx=number)[0]
+
+    def _outcome(self, run: Running) -> tuple[Optional[list[float]], Optional[BaseException]]:
+        """The job's objective values, or the exception it ended with."""
+        try:
+            ret = run.future.result()
+        except BaseException as e:  # the job's process died, or a launcher error
+            return None, e
+        if ret.status != JobStatus.COMPLETED:
+            try:  # the public getter raises the job's exception, after printing a line we do not want
+                with contextlib.redirect_stderr(io.StringIO()):
+                    ret.return_value
+            except BaseException as e:
+                return None, e
+            return None, RuntimeError(f"job ended as {ret.status}")
+        raw = ret.return_value
+        try:
+            values = [float(v) for v in (raw if isinstance(raw, (list, tuple, ListConfig)) else [raw])]
+        except (TypeError, ValueError):
+            return None, ValueError(f"the task function returned {raw!r}: return a number (a list of "
+                                    f"{len(self.directions)} numbers for {len(self.directions)} objectives)")
+        if len(values) != len(self.directions):
+            return None, ValueError(f"the task function returned {len(values)} value(s) for "
+                                    f"{len(self.directions)} objective(s) (hydra.sweeper.direction)")
+        return values, None
+
+    def _finish(self, study: optuna.Study, run: Running, stopping: bool = False) -> None:
+        trial = run.trial
+        if run.device is not None:
+            self.free_devices.append(run.device)
+        values, error = self._outcome(run)
+        metrics = rundir.read_metrics(run.job_dir) or {}
+        seconds = time.monotonic() - run.started
+        interrupted = isinstance(error, (TrialInterrupted, KeyboardInterrupt)) or (stopping and values is None)
+        try:
+            if interrupted:
+                self.trials.requeue(trial, "interrupted (Ctrl-C)", died=False)
+                state, shown = "INTERRUPTED", "continues on the next run"
+            elif isinstance(error, optuna.TrialPruned) or (values is not None and metrics.get("status") == "pruned"):
+                frozen = study.tell(trial, state=TrialState.PRUNED)  # its value: the last one reported
+                state, shown = "PRUNED", f"value {_fmt(frozen.values)}"
+            elif values is not None and all(math.isfinite(v) for v in values):
+                study.tell(trial, values=values)
+                state, shown = "COMPLETE", f"value {_fmt(values)}"
+            else:
+                reason = first_line(error) if error is not None else metrics.get("error") or f"it returned {values}"
+                if error is not None and not isinstance(error, UserError):
+                    reason = f"{type(error).__name__}: {reason}"
+                trial.set_user_attr(FAILURE_ATTR, reason[:2000])
+                study.tell(trial, state=TrialState.FAIL)
+                state, shown = "FAIL", reason
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError) as e:
+            log.warning("trial %d was already finished elsewhere (another worker took it as dead?): %s",
+                        trial.number, first_line(e))
+            return
+        self._write_trial_json(run.job_dir, trial, state, values, None if state != "FAIL" else shown)
+        if state != "INTERRUPTED":
+            self.durations.append(seconds)
+        self._progress(study, trial.number, state, shown, seconds)
+
+    def _progress(self, study: optuna.Study, number: int, state: str, shown: str, seconds: float) -> None:
+        """One line per finished trial: where the study stands and roughly how long the rest takes."""
+        trials = [t for t in study.get_trials(deepcopy=False) if counts_toward_n_trials(t)]
+        done = [t for t in trials if t.state.is_finished()]
+        counts = {s: sum(t.state == s for t in done) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        best = ""
+        if counts[TrialState.COMPLETE]:
+            if len(self.directions) == 1:
+                b = study.best_trial
+                best = f"; best {b.value:.6g} (trial {b.number})"
+            else:
+                best = f"; Pareto front: {len(study.best_trials)} trial(s)"
+        left = self.n_trials - len(done)
+        eta = ""
+        if left > 0 and self.durations and np.mean(self.durations) * left >= 1:
+            eta = f"; about {_duration(np.mean(self.durations) * left / self._concurrency())} left"
+        line = (f"trial {number} {state} ({len(done)}/{self.n_trials}) after {seconds:.1f}s: {shown}{best}; "
+                f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+                f"{counts[TrialState.FAIL]} failed{eta}")
+        (log.warning if state == "FAIL" else log.info)("%s", line)
+
+    def _write_trial_json(self, job_dir: Path, trial: optuna.trial.Trial, state: str, values: Optional[list],
+                          error: Optional[str]) -> None:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(job_dir / rundir.TRIAL, {
+            "number": trial.number, "study_name": self.study_name, "storage": self.shown_url, "params": trial.params,
+            "state": state, "value": values[0] if values and len(values) == 1 else None, "values": values,
+            "error": error,
+        })
+
+    # ------------------------------------------------------------------ Ctrl-C
+
+    def _stop(self, study: optuna.Study, running: list[Running]) -> None:
+        """Ctrl-C: ask every running trial to stop (a STOP file, read at its next epoch boundary), wait for them
+        (a second Ctrl-C stops waiting), queue them again, and exit 130 with one line."""
+        for run in running:
+            atomic_write_text(run.job_dir / rundir.STOP, "the sweep was interrupted\n")
+        if running:
+            print(f"stopping {len(running)} running trial(s) at their next epoch boundary (Ctrl-C again to stop "
+                  "waiting)...", file=sys.stderr)
+        try:
+            cf.wait([r.future for r in running])
+        except KeyboardInterrupt:
+            pass
+        for run in running:
+            if run.future.done():
+                self._finish(study, run, stopping=True)
+            else:
+                self.trials.requeue(run.trial, "interrupted (Ctrl-C)", died=False)
+        queued = sorted(t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get(REQUEUED_ATTR)
+                        and t.number in {r.trial.number for r in running})
+        what = f"trial(s) {', '.join(map(str, queued))} will continue from their checkpoints; " if queued else ""
+        write_results(study, self.sweep_dir, self.shown_url)
+        print(f"interrupted: {what}run the same command again to continue study {self.study_name}", file=sys.stderr)
+        raise SystemExit(130)
+
+
+def _fmt(values: Optional[list[float]]) -> str:
+    if not values:
+        return "none"
+    return ", ".join(f"{v:.6g}" for v in values)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

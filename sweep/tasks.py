@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -189,3 +189,50 @@ class Accumulator:
         if self.counts is None or self.examples == 0:
             return None
         return float(self.counts.max()) / self.examples
+
+
+def metric_direction(monitor: str) -> Optional[str]:
+    """Optuna's word for a monitored metric's direction, from its name alone (None for a name no task computes)."""
+    name = monitor.split("_", 1)[1] if monitor.startswith(("val_", "train_")) else monitor
+    for task in TASKS.values():
+        if name in task.metric_names:
+            return task.direction(name)
+    return None
+
+
+def expected_direction(cfg: Any) -> Optional[str]:
+    """The direction sweep.train's objective is better in, for a composed config: its trainer.monitor's, or
+    its data task's default monitor's. None where the config does not say (no trainer section, or a data
+    module that names its task only when built)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.select(cfg, "trainer") is None:
+        return None
+    monitor = OmegaConf.select(cfg, "trainer.monitor")
+    if monitor is None:
+        task = OmegaConf.select(cfg, "data.task", default=None)
+        if task is None:
+            task = _default_task(OmegaConf.select(cfg, "data._target_", default=None))
+        if task not in TASKS:
+            return None
+        monitor = TASKS[task].default_monitor
+    return metric_direction(str(monitor))
+
+
+def _default_task(target: Optional[str]) -> Optional[str]:
+    """A data class's task when the config leaves it out: its constructor's default, or its class attribute."""
+    if not target:
+        return None
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(target)
+    except Exception:  # an unimportable class is reported, with its fix, when the run is prepared
+        return None
+    param = inspect.signature(cls).parameters.get("task")
+    if param is not None and isinstance(param.default, str):
+        return param.default
+    task = getattr(cls, "task", None)
+    return task if isinstance(task, str) else None

@@ -16,6 +16,7 @@ BENCHES = [
     ("gpu_check.py", ["gpu_check: all parts ok"]),
     ("sweep_overhead.py", ["per trial: overhead"]),
     ("async_workers.py", ["wall-time ratio asynchronous / batches"]),
+    ("peer_optuna.py", ["ratio sweep / plain, wall time", "ratio sweep / plain, s per epoch"]),
 ]
 
 

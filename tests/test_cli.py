@@ -66,6 +66,97 @@ def as_command(line: str) -> list[str]:
 # ------------------------------------------------------------------------------------------ multirun
 
 
+COUNTED_DATA = """
+import torch
+
+class Counted:
+    \"\"\"Four features, binary targets; each read of the training split adds a line to `log`.\"\"\"
+    task = "binary"
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+
+    def _split(self, n: int) -> tuple:
+        g = torch.Generator().manual_seed(n)
+        return torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g)
+
+    def train_dataset(self) -> tuple:
+        with open(self.log, "a") as f:
+            f.write("read\\n")
+        return self._split(16)
+
+    def val_dataset(self) -> tuple:
+        return self._split(8)
+
+    def test_dataset(self) -> tuple:
+        return self._split(8)
+"""
+
+
+def test_a_bad_value_stops_a_basic_multirun_before_its_first_job(idx_root, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", *tiny(idx_root), "model.num_hidden=15,-3", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.strip() == ("error: job 1 (model.num_hidden=-3): model.num_hidden=-3 is out of range: "
+                                   "it must be at least 1")
+    assert not (sweep_dir / "job_0").exists() and not list(tmp_path.rglob("history.csv"))
+    assert not sweep_dir.exists() and not (tmp_path / "outputs").exists()
+
+
+def test_a_basic_multirun_over_group_choices_runs_every_job_with_its_config(idx_root, tmp_path, cli_main):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", *tiny(idx_root), "optimizer=sgd,adam", "optimizer.lr=0.02", f"hydra.sweep.dir={sweep_dir}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for job, target in (("job_0", "torch.optim.SGD"), ("job_1", "torch.optim.Adam")):
+        assert json.loads((sweep_dir / job / "metrics.json").read_text())["status"] == "completed"
+        config = checkpoint.load(sweep_dir / job / "checkpoints" / "last.pt")["config"]
+        assert config["optimizer"]["_target_"] == target and config["optimizer"]["lr"] == 0.02
+    assert "optimizer=adam" in OmegaConf.load(sweep_dir / "job_1" / ".hydra" / "overrides.yaml")
+    started = record(sweep_dir / "job_0")
+
+    # The same sweep again, without resume=true: refused before Hydra rewrites anything.
+    status, out, err = cli_main("-m", *tiny(idx_root), "optimizer=sgd,adam", "optimizer.lr=0.02",
+                                f"hydra.sweep.dir={sweep_dir}")
+    assert_one_line_error(status, err, out, "job 0 (optimizer=sgd): ", f"{sweep_dir / 'job_0'} already holds a run",
+                          "resume=true")
+    assert record(sweep_dir / "job_0") == started
+
+
+def test_a_basic_multirun_reads_each_data_config_once(tmp_path, cli_main, monkeypatch):
+    """Jobs that differ only outside `data` are checked on the data read for the first of them; the check
+    still tries each job's model on it."""
+    (tmp_path / "counted.py").write_text(COUNTED_DATA)
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "counted.yaml").write_text("_target_: counted.Counted\nlog: ???\nbatch_size: 4\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reads = tmp_path / "reads"
+    common = ["--config-dir", str(tmp_path / "conf"), "data=counted", f"data.log={reads}",
+              f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+
+    status, out, err = cli_main("-m", *common, "+model.input_shape=[4],[5]", "model.num_hidden=4,8,16")
+    assert_one_line_error(status, err, out, "job 3 (+model.input_shape=[5] model.num_hidden=4): ",
+                          "sweep.models.Pigeon fails on a batch of the data (inputs of shape (2, 4))")
+    assert reads.read_text() == "read\n"  # jobs 1 to 3 reused job 0's data
+
+    reads.unlink()
+    status, out, err = cli_main("-m", *common, "data.batch_size=4,8,0")
+    assert_one_line_error(status, err, out, "job 2 (data.batch_size=0): data.batch_size=0 is out of range")
+    assert reads.read_text() == "read\nread\n"  # two data configs before the bad one, read once each
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_basic_jobs_are_the_basic_sweepers_cartesian_product():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parse = OverridesParser.create().parse_overrides
+    jobs = cli.basic_jobs(parse(["a=1,2", "b=x", "c=range(2)", "a=choice(3,4)", "+d=[1,2]"]))
+    # A later override of a key replaces the earlier one in its place; the last key varies fastest.
+    assert jobs == [[f"a={a}", "b=x", f"c={c}", "+d=[1,2]"] for a in (3, 4) for c in (0, 1)]
+    with pytest.raises(cli.ConfigError, match="search=optuna"):
+        cli.basic_jobs(parse(["optimizer.lr=interval(0.1, 0.2)"]))
+
+
 @pytest.mark.slow
 def test_multirun_interrupted_then_continued_by_folder(idx_root, tmp_path):
     """Ctrl-C in the first job of a three-job sweep; the printed command (`-m resume=true hydra.sweep.dir=S`)

@@ -1,75 +1,98 @@
-"""Optuna search through the real CLI: persistence, resume, parallel trials, failures, PostgreSQL."""
+"""The Optuna sweeper (hydra/sweeper=sweep_optuna) end to end, in subprocesses: sweep.train on tiny data, and
+the toy Hydra apps of tests/apps. Elsewhere: submitit, journal storage and devices (test_cluster.py), storage
+URLs (test_storage.py), search-space syntax (test_space.py)."""
+
+from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import optuna
 import pytest
 import yaml
 
-from conftest import run_cli, tiny
+from conftest import REPO, assert_one_line_error, cli_env, run_cli, tiny
 from sweep.fake_data import write_dataset
-from sweep.storage import mask
+from sweep.storage import STORAGE_ENV
 
+APPS = REPO / "tests" / "apps"
 SPACE = ["model.num_hidden=int(interval(4, 32))", "optimizer.lr=tag(log, interval(0.01, 0.3))"]
+# One line per finished trial (sweep.search), e.g. "trial 3 COMPLETE (4/6) after 0.1s: value 1.5; best 1.2
+# (trial 1); 4 complete, 0 pruned, 0 failed; about 2 s left"
+PROGRESS = re.compile(r"trial (?P<number>\d+) (?P<state>COMPLETE|PRUNED|FAIL) \((?P<done>\d+)/(?P<total>\d+)\) "
+                      r"after (?P<seconds>\d+\.\d)s: (?P<shown>.*?)"
+                      r"(?:; best (?P<best>\S+) \(trial (?P<best_trial>\d+)\))?"
+                      r"; (?P<complete>\d+) complete, (?P<pruned>\d+) pruned, (?P<failed>\d+) failed"
+                      r"(?:; about .+ left)?$", re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def search(root: Path, sweep_dir: Path, n_trials: int, *extra: str) -> list[str]:
+    """search=optuna with num_hidden and lr narrowed, on the tiny data set (2 epochs a trial)."""
     return ["-m", "search=optuna", *tiny(root, "trainer.epochs=2"), *SPACE, f"hydra.sweep.dir={sweep_dir}",
             f"hydra.sweeper.n_trials={n_trials}", *extra]
 
 
-def load_study(sweep_dir: Path, name: str = "pigeon") -> optuna.Study:
+def app(name: str, sweep_dir: Path, *overrides: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A toy app of tests/apps as a user runs it, with -m and its sweep folder."""
+    return subprocess.run([sys.executable, str(APPS / f"{name}.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
+                          capture_output=True, text=True, timeout=timeout, env=cli_env(), cwd=cwd)
+
+
+def load_study(sweep_dir: Path, name: Optional[str] = "pigeon") -> optuna.Study:
+    """The study in the sweep folder's study.db (name None: the only one there)."""
     return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'study.db'}")
 
 
 def states(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.trials:
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
+    return dict(Counter(t.state.name for t in study.trials))
 
 
-def test_search_records_a_persistent_study(idx_root, tmp_path):
-    sweep_dir = tmp_path / "opt"
-    proc = run_cli(*search(idx_root, sweep_dir, 4), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    study = load_study(sweep_dir)
-    assert states(study) == {"COMPLETE": 4}
-    for t in study.trials:
-        assert 4 <= t.params["model.num_hidden"] <= 32 and 0.01 <= t.params["optimizer.lr"] <= 0.3
-        job = sweep_dir / f"trial_{t.number:04d}"
-        metrics = json.loads((job / "metrics.json").read_text())
-        assert metrics["objective"] == pytest.approx(t.value)  # the value is the selected val accuracy
-        assert json.loads((job / "trial.json").read_text())["params"] == t.params
-    rows = (sweep_dir / "trials.csv").read_text().splitlines()
-    assert rows[0].startswith("number,state,value,duration_s,job_dir,params_")
-    assert len(rows) == 5 and all(",COMPLETE," in r for r in rows[1:])
-    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    best = study.best_trial
-    assert results["best_value"] == pytest.approx(best.value) and results["best_trial"] == best.number
-    assert Path(results["best_checkpoint"]) == sweep_dir / f"trial_{best.number:04d}" / "checkpoints" / "best.pt"
-    assert Path(results["best_checkpoint"]).is_file()
+def counted_failures(study: optuna.Study) -> list[int]:
+    """Trials that count toward max_failure_rate (a stopped-and-requeued trial is FAIL too, but does not)."""
+    return [t.number for t in study.trials if "failure" in t.user_attrs]
 
 
-def test_rerun_continues_the_study_without_redoing_or_overwriting(idx_root, tmp_path):
-    sweep_dir = tmp_path / "opt"
-    assert run_cli(*search(idx_root, sweep_dir, 2), cwd=tmp_path).returncode == 0
-    first = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("trial_*/**/*") if p.is_file()}
-    proc = run_cli(*search(idx_root, sweep_dir, 3), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "2 of 3 trials already finished" in proc.stderr + proc.stdout
-    assert states(load_study(sweep_dir)) == {"COMPLETE": 3}
-    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == ["trial_0000", "trial_0001", "trial_0002"]
-    assert {p: p.stat().st_mtime_ns for p in first} == first  # nothing of the first run was rewritten
-    again = run_cli(*search(idx_root, sweep_dir, 3), cwd=tmp_path)  # already complete: runs nothing
-    assert again.returncode == 0 and "trial 3 started" not in again.stderr + again.stdout
-    assert len(load_study(sweep_dir).trials) == 3
+def epochs_saved(job: Path) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in (job / "checkpoints").glob("epoch_*.pt"))
+
+
+def mtimes(sweep_dir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in sweep_dir.glob("trial_*/**/*") if p.is_file()}
+
+
+def no_ansi_in_logs(sweep_dir: Path) -> None:
+    logs = list(sweep_dir.rglob("*.log"))
+    assert logs
+    for path in logs:
+        assert "\x1b[" not in path.read_text(), f"colour codes in {path}"
+
+
+def start(args: list[str], cwd: Path, new_session: bool = False) -> subprocess.Popen:
+    """sweep.train in the background, its output in files (a full pipe would block it while a test waits)."""
+    out, err = (open(cwd / name, "w") for name in ("stdout.txt", "stderr.txt"))
+    with out, err:
+        return subprocess.Popen([sys.executable, "-m", "sweep.train", *args], cwd=cwd, env=cli_env(), stdout=out,
+                                stderr=err, text=True, start_new_session=new_session)
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the sweep ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.02)
 
 
 def _pids_with_open_file(root_pid: int, path: Path) -> list[int]:
@@ -81,177 +104,334 @@ def _pids_with_open_file(root_pid: int, path: Path) -> list[int]:
             if any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd")):
                 found.append(pid)
             for task in os.listdir(f"/proc/{pid}/task"):
-                todo += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return found
 
 
-def _start_and_kill_during_trial(args: list[str], cwd: Path, job: Path, kill_sweeper: bool) -> subprocess.Popen:
-    """Run a sweep and SIGKILL the process training `job` (or the whole sweeper) once epoch 1 is saved."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.train", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while True:
-        assert time.monotonic() < deadline and proc.poll() is None, "the trial ended before it could be killed"
-        if (job / "checkpoints" / "epoch_001.pt").exists():
-            victims = [proc.pid] if kill_sweeper else [
-                p for p in _pids_with_open_file(proc.pid, (job / "train.log").resolve()) if p != proc.pid]
-            if victims:
-                break
-        time.sleep(0.02)
-    for pid in victims:
-        os.kill(pid, signal.SIGKILL)
-    return proc
-
-
 @pytest.fixture(scope="module")
-def slow_root(tmp_path_factory):
-    """Enough images that a batch-size-1 epoch lasts long enough to be interrupted."""
+def slow_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough images that a batch-size-1 epoch lasts about half a second: long enough to kill a trial in."""
     return write_dataset(tmp_path_factory.mktemp("slow"), 2600, 100)
 
 
-def slow(root: Path, sweep_dir: Path, n_trials: int, *extra: str) -> list[str]:
-    return ["-m", "search=optuna", f"data.root={root}", "data.train_size=2500", "data.val_size=100",
-            "data.batch_size=1", "trainer.epochs=3", "model.num_hidden=choice(8, 16)", "optimizer.lr=0.01",
+def slow(root: Path, sweep_dir: Path, n_trials: int, epochs: int, *extra: str, train_size: int = 2500) -> list[str]:
+    return ["-m", "search=optuna", f"data.root={root}", f"data.train_size={train_size}", "data.val_size=100",
+            "data.batch_size=1", f"trainer.epochs={epochs}", "model.num_hidden=choice(8, 16)", "optimizer.lr=0.01",
             f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.n_trials={n_trials}", *extra]
 
 
-def test_interrupted_search_resumes_the_killed_trial_from_its_checkpoint(slow_root, tmp_path):
+# --------------------------------------------------------------------------- sweep.train: a persistent study
+
+
+@pytest.mark.slow
+def test_search_records_a_persistent_study(idx_root: Path, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "opt"
-    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
-    proc = _start_and_kill_during_trial(slow(slow_root, sweep_dir, 2, *beat), tmp_path, sweep_dir / "trial_0001",
-                                        kill_sweeper=True)
-    proc.wait()
-    assert states(load_study(sweep_dir)) == {"COMPLETE": 1, "RUNNING": 1}
-    trial0 = {p: p.stat().st_mtime_ns for p in (sweep_dir / "trial_0000").rglob("*") if p.is_file()}
-
-    resumed = run_cli(*slow(slow_root, sweep_dir, 2, *beat), cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
+    proc = run_cli(*search(idx_root, sweep_dir, 3), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     study = load_study(sweep_dir)
-    by_state = states(study)
-    assert by_state == {"COMPLETE": 2, "FAIL": 1}  # the stale trial failed, its retry completed
-    retry = next(t for t in study.trials if t.state.name == "COMPLETE" and t.number != 0)
-    assert retry.system_attrs["failed_trial"] == 1 and retry.user_attrs["job_dir"] == "trial_0001"
-    log = (sweep_dir / "trial_0001" / "train.log").read_text()
-    assert "resuming" in log and "after epoch 1" in log  # finished from its checkpoint, not from scratch
-    assert {p: p.stat().st_mtime_ns for p in trial0} == trial0
-    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == ["trial_0000", "trial_0001"]
+    assert states(study) == {"COMPLETE": 3}
+    for t in study.trials:
+        assert 4 <= t.params["model.num_hidden"] <= 32 and 0.01 <= t.params["optimizer.lr"] <= 0.3
+        # the command line's fixed overrides, as one user attribute (the last of trainer.epochs wins)
+        assert t.user_attrs["fixed_params"]["trainer.epochs"] == "2"
+        assert t.user_attrs["fixed_params"]["data.train_size"] == "128"
+        job = sweep_dir / f"trial_{t.number:04d}"
+        assert t.user_attrs["job_dir"] == job.name
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["objective"] == pytest.approx(t.value)  # the value is the selected val accuracy
+        record = json.loads((job / "trial.json").read_text())
+        assert record["params"] == t.params and record["number"] == t.number and record["study_name"] == "pigeon"
+        assert record["state"] == "COMPLETE" and record["value"] == pytest.approx(t.value) and record["error"] is None
+    rows = (sweep_dir / "trials.csv").read_text().splitlines()
+    assert rows[0].startswith("number,state,value,duration_s,job_dir,params_")
+    assert len(rows) == 4 and all(",COMPLETE," in r for r in rows[1:])
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    best = study.best_trial
+    assert results["best_params"] == best.params
+    assert results["best_value"] == pytest.approx(best.value) and results["best_trial"] == best.number
+    assert Path(results["best_job_dir"]) == sweep_dir / f"trial_{best.number:04d}"
+    assert Path(results["best_checkpoint"]) == sweep_dir / f"trial_{best.number:04d}" / "checkpoints" / "best.pt"
+    assert Path(results["best_checkpoint"]).is_file()
 
 
-def test_a_killed_worker_fails_its_trial_and_the_sweep_goes_on(slow_root, tmp_path):
+@pytest.mark.slow
+def test_rerun_continues_the_study_without_redoing_or_overwriting(idx_root: Path, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "opt"
-    proc = _start_and_kill_during_trial(slow(slow_root, sweep_dir, 2, "hydra/launcher=joblib",
-                                             "hydra.sweeper.max_failure_rate=0.5"), tmp_path,
-                                        sweep_dir / "trial_0000", kill_sweeper=False)
-    out, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, out
+    assert run_cli(*search(idx_root, sweep_dir, 2), cwd=tmp_path).returncode == 0
+    first = mtimes(sweep_dir)
+    assert len(first) > 10
+    again = run_cli(*search(idx_root, sweep_dir, 2), cwd=tmp_path)  # already complete: runs nothing
+    assert again.returncode == 0, again.stderr
+    assert "2 of 2 trials finished" in again.stdout + again.stderr
+    assert " started" not in again.stdout + again.stderr
+    more = run_cli(*search(idx_root, sweep_dir, 3), cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert "2 of 3 trials finished" in more.stdout + more.stderr
     study = load_study(sweep_dir)
+    assert states(study) == {"COMPLETE": 3}
+    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == ["trial_0000", "trial_0001", "trial_0002"]
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # nothing of the first run was rewritten
+
+
+@pytest.mark.slow
+def test_a_killed_sweeper_s_trial_continues_from_its_checkpoint_without_waiting(slow_root: Path,
+                                                                                 tmp_path: Path) -> None:
+    sweep_dir, job = tmp_path / "opt", tmp_path / "opt" / "trial_0000"
+    args = slow(slow_root, sweep_dir, 1, 3, "hydra.sweeper.grace_period=60")
+    proc = start(args, tmp_path)
+    wait_for(lambda: bool(epochs_saved(job)), proc, "checkpoint of epoch 1")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    saved = epochs_saved(job)[-1]
+    assert states(load_study(sweep_dir)) == {"RUNNING": 1}
+
+    began = time.monotonic()
+    rerun = run_cli(*args, cwd=tmp_path)
+    took = time.monotonic() - began
+    assert rerun.returncode == 0, rerun.stderr
+    assert took < 30, f"the rerun took {took:.0f} s: it waited for the grace period"
+    study = load_study(sweep_dir)
+    killed, retry = study.trials
+    assert killed.state.name == "FAIL" and "requeued" in killed.user_attrs and "failure" not in killed.user_attrs
+    assert retry.state.name == "COMPLETE" and retry.user_attrs["job_dir"] == "trial_0000"
+    assert retry.user_attrs["retry_of"] == 0 and retry.params == killed.params
+    assert counted_failures(study) == []
+    assert re.search(rf"resuming \S*trial_0000 after epoch {saved}\b", (job / "train.log").read_text())
+    assert len((job / "history.csv").read_text().splitlines()) == 1 + 3  # epochs 1..3, each trained once
+    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == ["trial_0000"]
+    last = list(PROGRESS.finditer(rerun.stdout + rerun.stderr))[-1]
+    assert (last["state"], last["failed"]) == ("COMPLETE", "0")
+
+
+def test_a_killed_job_process_fails_its_trial_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """joblib: the worker process running trial 0 is killed, not the sweeper."""
+    sweep_dir = tmp_path / "q"
+    log = (sweep_dir / "trial_0000" / "quadratic.log").resolve()
+    proc = subprocess.Popen([sys.executable, str(APPS / "quadratic.py"), "-m", f"hydra.sweep.dir={sweep_dir}",
+                             "hydra/launcher=joblib", "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0.5",
+                             "steps=20", "sleep=0.1"], cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    victims: list[int] = []
+
+    def worker_found() -> bool:
+        victims[:] = [p for p in _pids_with_open_file(proc.pid, log) if p != proc.pid]
+        return bool(victims)
+
+    wait_for(worker_found, proc, "worker running trial 0")
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=120) == 0
+    study = load_study(sweep_dir, None)
     failed = [t for t in study.trials if t.state.name == "FAIL"]
-    assert [t.number for t in failed] == [0] and "process died" in failed[0].user_attrs["failure"]
-    assert "process died" in json.loads((sweep_dir / "trial_0000" / "trial.json").read_text())["error"]
+    assert [t.number for t in failed] == [0] and "terminated" in failed[0].user_attrs["failure"]
+    assert "terminated" in json.loads((sweep_dir / "trial_0000" / "trial.json").read_text())["error"]
     assert [t.number for t in study.trials if t.state.name == "COMPLETE"] == [1]
 
 
-def test_parallel_trials_with_joblib(idx_root, tmp_path):
-    sweep_dir = tmp_path / "opt"
-    proc = run_cli(*search(idx_root, sweep_dir, 4, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"),
-                   cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    study = load_study(sweep_dir)
-    assert states(study) == {"COMPLETE": 4}
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
-    assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:])), "no two trials overlapped"
+# --------------------------------------------------------------------------- Ctrl-C
 
 
-def test_failing_trials_are_recorded_and_the_sweep_goes_on(idx_root, tmp_path):
-    sweep_dir = tmp_path / "opt"
-    # num_hidden=-1 raises a config error in the job; lr=1e30 diverges to NaN.
-    args = ["-m", "search=optuna", *tiny(idx_root, "trainer.epochs=2", "optimizer.momentum=0"),
-            "model.num_hidden=choice(8, -1)", "optimizer.lr=choice(0.05, 1e30)", f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.n_trials=6", "hydra.sweeper.max_failure_rate=1.0"]
-    proc = run_cli(*args, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+@pytest.mark.slow
+def test_ctrl_c_requeues_the_trial_and_the_next_run_continues_it(slow_root: Path, tmp_path: Path) -> None:
+    """SIGINT to the sweeper alone; the basic launcher runs the trial in the sweeper's process."""
+    sweep_dir, job = tmp_path / "opt", tmp_path / "opt" / "trial_0000"
+    args = slow(slow_root, sweep_dir, 1, 6)
+    proc = start(args, tmp_path, new_session=True)
+    wait_for(lambda: bool(epochs_saved(job)), proc, "checkpoint of epoch 1")
+    at_signal = epochs_saved(job)[-1]
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1].startswith("interrupted:")
+    stopped = epochs_saved(job)[-1]
+    assert stopped <= at_signal + 1 < 6  # at the next epoch boundary
+    trials = load_study(sweep_dir).trials
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert "interrupted" in trials[0].user_attrs["requeued"] and "failure" not in trials[0].user_attrs
+    assert trials[1].user_attrs["job_dir"] == "trial_0000"
+
+    rerun = run_cli(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
     study = load_study(sweep_dir)
+    assert states(study) == {"FAIL": 1, "COMPLETE": 1} and counted_failures(study) == []
+    assert re.search(rf"resuming \S*trial_0000 after epoch {stopped}\b", (job / "train.log").read_text())
+    assert len((job / "history.csv").read_text().splitlines()) == 1 + 6
+    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == ["trial_0000"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_stops_parallel_trials_at_once(slow_root: Path, tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal sends it: the joblib workers stop too."""
+    sweep_dir = tmp_path / "opt"
+    jobs = [sweep_dir / "trial_0000", sweep_dir / "trial_0001"]
+    args = slow(slow_root, sweep_dir, 2, 8, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "trainer.threads=1",
+                train_size=1200)
+    proc = start(args, tmp_path, new_session=True)
+    wait_for(lambda: all(epochs_saved(j) for j in jobs), proc, "checkpoint of epoch 1 in both trials")
+    at_signal = [epochs_saved(j)[-1] for j in jobs]
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1].startswith("interrupted:")
+    stopped = [epochs_saved(j)[-1] for j in jobs]
+    assert all(s <= a + 1 < 8 for s, a in zip(stopped, at_signal)), (at_signal, stopped)  # 8: the last epoch
+    trials = load_study(sweep_dir).trials
+    assert Counter(t.state.name for t in trials) == {"FAIL": 2, "WAITING": 2}
+    assert sorted(t.user_attrs["job_dir"] for t in trials if t.state.name == "WAITING") == [j.name for j in jobs]
+
+    rerun = run_cli(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    study = load_study(sweep_dir)
+    assert states(study) == {"FAIL": 2, "COMPLETE": 2} and counted_failures(study) == []
+    for job, epoch in zip(jobs, stopped):
+        assert re.search(rf"resuming \S*{job.name} after epoch {epoch}\b", (job / "train.log").read_text())
+    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == [j.name for j in jobs]
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "q"
+    proc = app("quadratic", sweep_dir, "fail_above=10", "hydra.sweeper.max_failure_rate=1.0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(sweep_dir, None)
     assert len(study.trials) == 6
+    rows = {r.split(",")[0]: r.split(",")[1] for r in (sweep_dir / "trials.csv").read_text().splitlines()[1:]}
     for t in study.trials:
-        job = json.loads((sweep_dir / f"trial_{t.number:04d}" / "trial.json").read_text())
-        if t.params["model.num_hidden"] == -1:
-            assert t.state.name == "FAIL" and "model.num_hidden=-1 is out of range" in t.user_attrs["failure"]
-            assert "out of range" in job["error"]
-        elif t.params["optimizer.lr"] > 1:
-            assert t.state.name == "FAIL" and "diverged" in t.user_attrs["failure"] and "diverged" in job["error"]
+        value = (t.params["x"] - 2) ** 2 + (t.params["y"] + 1) ** 2
+        record = json.loads((sweep_dir / f"trial_{t.number:04d}" / "trial.json").read_text())
+        assert rows[str(t.number)] == t.state.name == record["state"]
+        if value > 10:
+            assert t.state.name == "FAIL" and "is above fail_above" in t.user_attrs["failure"]
+            assert record["error"].startswith("ValueError: value")
         else:
-            assert t.state.name == "COMPLETE" and job["error"] is None
+            assert t.state.name == "COMPLETE" and t.value == pytest.approx(value) and record["error"] is None
+    assert {"FAIL", "COMPLETE"} <= set(states(study))
 
 
-def test_too_many_failures_stop_the_sweep_with_one_line(idx_root, tmp_path):
-    sweep_dir = tmp_path / "opt"
-    proc = run_cli(*search(idx_root, sweep_dir, 8, "model.num_hidden=-1", "hydra.sweeper.max_failure_rate=0.2"),
-                   cwd=tmp_path)
+def test_too_many_failures_stop_the_sweep_with_one_line(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "q"
+    proc = app("quadratic", sweep_dir, "fail_above=-1", "hydra.sweeper.n_trials=8",
+               "hydra.sweeper.max_failure_rate=0.2", cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: 2 of 8 trials failed, more than")
-    assert "Traceback" not in proc.stderr
-    assert len(load_study(sweep_dir).trials) == 2
+    assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, "error: 2 of 8 trials failed, more than "
+                          "hydra.sweeper.max_failure_rate=0.2")
+    assert states(load_study(sweep_dir, None)) == {"FAIL": 2}
     assert len((sweep_dir / "trials.csv").read_text().splitlines()) == 3
 
 
-def test_grid_search_is_the_seed_comparison(idx_root, tmp_path):
+@pytest.mark.slow
+def test_sweep_train_errors_and_diverged_runs_are_failed_trials(idx_root: Path, tmp_path: Path) -> None:
+    """A grid of four: num_hidden=-1 is a config error in the job; lr=1e30 diverges to NaN."""
+    sweep_dir = tmp_path / "grid"
+    proc = run_cli("-m", "search=grid", *tiny(idx_root, "trainer.epochs=2"), "model.num_hidden=choice(8, -1)",
+                   "optimizer.lr=choice(0.05, 1e30)", "optimizer.momentum=0", f"hydra.sweep.dir={sweep_dir}",
+                   "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=1.0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(sweep_dir, "grid")
+    assert len(study.trials) == 4
+    for t in study.trials:
+        error = json.loads((sweep_dir / f"trial_{t.number:04d}" / "trial.json").read_text())["error"]
+        if t.params["model.num_hidden"] == -1:
+            assert t.state.name == "FAIL" and "model.num_hidden=-1 is out of range" in t.user_attrs["failure"]
+            assert "out of range" in error
+        elif t.params["optimizer.lr"] > 1:
+            assert t.state.name == "FAIL" and "diverged" in t.user_attrs["failure"] and "diverged" in error
+        else:
+            assert t.state.name == "COMPLETE" and error is None
+
+
+# --------------------------------------------------------------------------- samplers, workers, pruning
+
+
+@pytest.mark.slow
+def test_grid_search_is_the_seed_comparison(idx_root: Path, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "grid"
     proc = run_cli("-m", "search=grid", *tiny(idx_root, "trainer.epochs=1"), f"hydra.sweep.dir={sweep_dir}",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     study = load_study(sweep_dir, "grid")
+    assert states(study) == {"COMPLETE": 3}
     assert sorted(t.params["model.num_hidden"] for t in study.trials) == [15, 30, 60]
 
 
-def test_bad_storage_url_is_one_line(idx_root, tmp_path):
-    proc = run_cli(*search(idx_root, tmp_path / "opt", 1, "hydra.sweeper.storage=nosuchdb://u:hunter2@h/x"),
-                   cwd=tmp_path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot open Optuna storage nosuchdb://u:***@h/x")
-    assert "hunter2" not in proc.stderr + proc.stdout
+@pytest.mark.slow
+def test_asynchronous_scheduling_keeps_n_jobs_in_flight(tmp_path: Path) -> None:
+    """Trials of very unequal length: a new trial starts as soon as one ends, not when a batch ends."""
+    sweep_dir = tmp_path / "q"
+    proc = app("quadratic", sweep_dir, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "steps=1",
+               "sleep=choice(0.6, 2.0)", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    calls = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("trial_*/calls.jsonl"))]
+    assert len(calls) == 6
+    spans = sorted((c["start"], c["end"]) for c in calls)
 
+    def in_flight(at: float) -> int:
+        return sum(start <= at < end for start, end in spans)
 
-def test_mask_hides_passwords():
-    assert mask("postgresql://bob:s3cr:t@db.example:5432/x") == "postgresql://bob:***@db.example:5432/x"
-    assert mask("sqlite:///outputs/a.db") == "sqlite:///outputs/a.db"
-    assert mask("see postgresql+psycopg2://a:b@h/d and mysql://c:d@e/f") == \
-        "see postgresql+psycopg2://a:***@h/d and mysql://c:***@e/f"
+    assert max(in_flight(start) for start, _ in spans) <= 2
+    # Each later trial starts while another is still running: its slot was freed by one trial ending,
+    # where synchronous batches would have waited for both.
+    overlapped = [in_flight(start) == 2 for start, _ in spans[2:]]
+    assert sum(overlapped) >= len(overlapped) - 1, spans
 
 
 POSTGRES_URL = os.environ.get("SWEEP_TEST_POSTGRES_URL")
+needs_postgres = pytest.mark.skipif(not POSTGRES_URL,
+                                    reason="no PostgreSQL server (SWEEP_TEST_POSTGRES_URL; .ci/start-postgres)")
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL server (SWEEP_TEST_POSTGRES_URL; .ci/start-postgres)")
-def test_two_workers_share_one_postgresql_study(idx_root, tmp_path):
-    password = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+class SharedSweep(NamedTuple):
+    sweep_dir: Path
+    outputs: list[str]
+    trials: list[optuna.trial.FrozenTrial]
+
+
+@pytest.fixture(scope="module")
+def shared_sweep(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSweep]:
+    """Two sweep.train workers started together on one PostgreSQL study of 8 trials, in one sweep folder."""
+    assert POSTGRES_URL is not None
     study_name = f"two-workers-{os.getpid()}-{time.time_ns()}"
-    sweep_dir = tmp_path / "shared-sweep"
+    cwd = tmp_path_factory.mktemp("postgres")
+    sweep_dir = cwd / "shared-sweep"
     # With pruning on, every job also reaches its own trial through PostgreSQL to report each epoch.
-    base = [sys.executable, "-m", "sweep.train", *search(idx_root, sweep_dir, 8), f"hydra.sweeper.study_name={study_name}",
-            "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_args={n_startup_trials: 8}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base = [sys.executable, "-m", "sweep.train", *search(idx_root, sweep_dir, 8),
+            f"hydra.sweeper.study_name={study_name}", "hydra.sweeper.pruner=median",
+            "hydra.sweeper.pruner_args={n_startup_trials: 8}"]
+    env = cli_env()
+    env.pop(STORAGE_ENV, None)
     # One worker gets the URL on its command line, the other from the environment: both must stay secret.
     workers = [
-        subprocess.Popen([*base, f"hydra.sweeper.storage={POSTGRES_URL}"], cwd=tmp_path, env=env,
+        subprocess.Popen([*base, f"hydra.sweeper.storage={POSTGRES_URL}"], cwd=cwd, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
-        subprocess.Popen(base, cwd=tmp_path, env={**env, "SWEEP_OPTUNA_STORAGE": POSTGRES_URL},
+        subprocess.Popen(base, cwd=cwd, env={**env, STORAGE_ENV: POSTGRES_URL},
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
     ]
-    outputs = [w.communicate(timeout=240)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
-    study = optuna.load_study(study_name=study_name, storage=POSTGRES_URL)
-    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(completed) == 8
-    assert all(sorted(t.intermediate_values) == [1, 2] for t in completed)  # reported by the jobs
-    assert sorted({t.number for t in completed}) == sorted(t.number for t in completed)
-    dirs = [t.user_attrs["job_dir"] for t in completed]
+    try:
+        outputs = [w.communicate(timeout=240)[0] for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], outputs
+        trials = optuna.load_study(study_name=study_name, storage=POSTGRES_URL).trials
+        yield SharedSweep(sweep_dir, outputs, [t for t in trials if "surplus" not in t.user_attrs])
+    finally:
+        for w in workers:
+            w.kill()
+        optuna.delete_study(study_name=study_name, storage=POSTGRES_URL)
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_two_workers_share_one_postgresql_study(shared_sweep: SharedSweep) -> None:
+    assert POSTGRES_URL is not None
+    password = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    sweep_dir, outputs, trials = shared_sweep
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 8
+    assert all(sorted(t.intermediate_values) == [1, 2] for t in trials)  # reported by the jobs
+    dirs = [t.user_attrs["job_dir"] for t in trials]
     assert len(set(dirs)) == 8 and all((sweep_dir / d / "metrics.json").is_file() for d in dirs)
-    started = [out.count(" started") for out in outputs]
-    assert all(n >= 1 for n in started), f"a worker ran no trial: {started}"
+    started = [sorted(int(n) for n in re.findall(r"trial (\d+) started", out)) for out in outputs]
+    assert all(started), f"a worker ran no trial: {started}"
+    assert sorted(started[0] + started[1]) == [t.number for t in trials]  # each trial ran once, by one worker
     for path in sweep_dir.rglob("*"):
         if path.is_file() and path.suffix != ".pt":
             assert password not in path.read_text(errors="replace"), f"password in {path}"
@@ -259,7 +439,15 @@ def test_two_workers_share_one_postgresql_study(idx_root, tmp_path):
     assert ":***@" in (sweep_dir / "optimization_results.yaml").read_text()
 
 
-def test_pruning_stops_a_trial_that_cannot_learn(idx_root, tmp_path):
+@pytest.mark.slow
+@needs_postgres
+def test_two_workers_sample_distinct_trials(shared_sweep: SharedSweep) -> None:
+    params = [tuple(sorted(t.params.items())) for t in shared_sweep.trials]
+    assert len(set(params)) == len(params) == 8, params
+
+
+@pytest.mark.slow
+def test_pruning_stops_a_trial_that_cannot_learn(idx_root: Path, tmp_path: Path) -> None:
     """lr=1e-7 cannot learn: once two trials have finished, the median pruner stops such trials early."""
     sweep_dir = tmp_path / "opt"
     args = ["-m", "search=optuna", *tiny(idx_root, "trainer.epochs=4", "model.num_hidden=16", "data.batch_size=16"),
@@ -280,7 +468,7 @@ def test_pruning_stops_a_trial_that_cannot_learn(idx_root, tmp_path):
         assert len((job / "history.csv").read_text().splitlines()) == 1 + metrics["epochs_completed"]
         assert (job / "checkpoints" / "best.pt").is_file() and (job / "checkpoints" / "last.pt").is_file()
         assert sorted(t.intermediate_values) == list(range(1, metrics["epochs_completed"] + 1))
-        assert t.value == t.intermediate_values[metrics["epochs_completed"]]  # Optuna's value of a pruned trial
+        assert json.loads((job / "trial.json").read_text())["state"] == "PRUNED"
     learners = [t for t in study.trials if t.params["optimizer.lr"] == 0.1]
     assert learners and all(t.state.name == "COMPLETE" for t in learners)
 
@@ -292,44 +480,207 @@ def test_pruning_stops_a_trial_that_cannot_learn(idx_root, tmp_path):
         assert row["status"] == "pruned" and row["epochs_completed"] < 4
 
 
-def test_asynchronous_scheduling_keeps_n_jobs_in_flight(idx_root, tmp_path):
-    """Trials of very unequal length: a new trial starts as soon as one ends, not when a batch ends."""
-    sweep_dir = tmp_path / "opt"
-    args = ["-m", "search=optuna", *tiny(idx_root), "trainer.epochs=choice(1, 12)", f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.n_trials=6", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"]
-    proc = run_cli(*args, cwd=tmp_path)
+def test_any_app_prunes_through_report_value(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "q"
+    proc = app("quadratic", sweep_dir, "steps=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner=median",
+               "hydra.sweeper.pruner_args={n_startup_trials: 2, n_warmup_steps: 0}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    trials = sorted(load_study(sweep_dir).trials, key=lambda t: t.datetime_start)
-    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
-    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials]
+    study = load_study(sweep_dir, None)
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert pruned and states(study).get("COMPLETE", 0) >= 2, states(study)
+    for t in study.trials:
+        job = sweep_dir / f"trial_{t.number:04d}"
+        steps = sorted(t.intermediate_values)
+        if t.state.name == "PRUNED":
+            assert steps == list(range(len(steps))) and len(steps) < 4  # stopped within its steps
+            assert not (job / "calls.jsonl").exists()  # the app raised TrialPruned before writing its record
+        else:
+            assert steps == [0, 1, 2, 3]
+    lines = [m.groupdict() for m in PROGRESS.finditer(proc.stdout + proc.stderr)]
+    assert [(int(m["number"]), m["state"]) for m in lines] == [(t.number, t.state.name) for t in study.trials]
+    assert [int(m["pruned"]) for m in lines] == [sum(m["state"] == "PRUNED" for m in lines[:i + 1])
+                                                 for i in range(len(lines))]
+    no_ansi_in_logs(sweep_dir)
 
-    def in_flight(at: float) -> int:
-        return sum(start <= at < end for start, end in spans)
 
-    assert max(in_flight(start) for start, _ in spans) <= 2
-    # Each later trial starts while another is still running: its slot was freed by one trial ending,
-    # where synchronous batches would have waited for both.
-    overlapped = [in_flight(start) == 2 for start, _ in spans[2:]]
-    assert sum(overlapped) >= len(overlapped) - 1, spans
+# --------------------------------------------------------------------------- any Hydra app
 
 
-def test_fixed_params_are_one_user_attribute_and_may_not_be_searched_too():
-    import types
+def test_any_app_runs_its_trials_and_logs_progress(tmp_path: Path) -> None:
+    """quadratic.py has no `resume` key: the sweeper must not give it one."""
+    sweep_dir = tmp_path / "q"
+    proc = app("quadratic", sweep_dir, "hydra.sweeper.n_trials=4", cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "Could not override" not in out
+    study = load_study(sweep_dir, None)
+    assert states(study) == {"COMPLETE": 4}
+    for t in study.trials:
+        (call,) = [json.loads(line) for line in (sweep_dir / f"trial_{t.number:04d}" / "calls.jsonl").open()]
+        assert (call["x"], call["y"]) == (t.params["x"], t.params["y"])
+    lines = [m.groupdict() for m in PROGRESS.finditer(out)]
+    assert [int(m["number"]) for m in lines] == [0, 1, 2, 3]
+    values: list[float] = []
+    for done, m in enumerate(lines, 1):
+        values.append(float(m["shown"].removeprefix("value ")))
+        assert m["state"] == "COMPLETE" and (int(m["done"]), int(m["total"])) == (done, 4)
+        assert float(m["best"]) == pytest.approx(min(values), rel=1e-5)
+        assert int(m["best_trial"]) == values.index(min(values))
+        assert (int(m["complete"]), int(m["pruned"]), int(m["failed"])) == (done, 0, 0)
+    assert [float(m["shown"].removeprefix("value ")) for m in lines] == pytest.approx(
+        [t.value for t in study.trials], rel=1e-5)
+    no_ansi_in_logs(sweep_dir)
+    assert "\x1b[" not in out
 
-    from optuna.distributions import IntUniformDistribution
 
-    from sweep.search import FIXED_ATTR, ResumableOptunaSweeper
+def test_two_objectives_write_a_non_dominated_pareto_front(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "two"
+    proc = app("two_objective", sweep_dir, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(sweep_dir, None)
+    assert states(study) == {"COMPLETE": 8}
+    solutions = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["solutions"]
+    assert solutions and all(set(s) == {"params", "values"} and len(s["values"]) == 2 for s in solutions)
+    rows = (sweep_dir / "pareto_front.csv").read_text().splitlines()
+    assert rows[0].startswith("number,state,values_0,values_1,") and len(rows) == 1 + len(solutions)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = {"model.num_hidden": IntUniformDistribution(8, 16)}
-    fixed = {"trainer.epochs": 3, "data.root": "/data"}
-    plain = types.SimpleNamespace(custom_search_space_extender=None, config=None)
-    trial = optuna.create_study().ask()
-    (overrides,) = ResumableOptunaSweeper._configure_trials(plain, [trial], space, fixed)
-    assert set(overrides) == {f"model.num_hidden={trial.params['model.num_hidden']}", "trainer.epochs=3",
-                              "data.root=/data"}
-    assert trial.user_attrs == {FIXED_ATTR: fixed}
-    extender = types.SimpleNamespace(config=None,
-                                     custom_search_space_extender=lambda cfg, t: t.suggest_int("trainer.epochs", 1, 5))
-    with pytest.raises(ValueError, match="both fixed and searched.*trainer.epochs"):
-        ResumableOptunaSweeper._configure_trials(extender, [optuna.create_study().ask()], space, fixed)
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and a != b
+
+    every = [t.values for t in study.trials]
+    for s in solutions:
+        x, y = s["params"]["x"], s["params"]["y"]
+        assert s["values"] == pytest.approx([x ** 2 + y, (x - 2) ** 2 + y ** 2])
+        assert not any(dominates(v, s["values"]) for v in every)
+    assert all(any(v == s["values"] for s in solutions) for v in every if not any(dominates(w, v) for w in every))
+
+
+def test_a_custom_search_space_keeps_its_bound(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "custom"
+    proc = app("custom_space", sweep_dir, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(sweep_dir, None)
+    assert states(study) == {"COMPLETE": 5}
+    for t in study.trials:
+        assert set(t.params) == {"x", "z"} and abs(t.params["z"] - t.params["x"]) <= 0.5 + 1e-9
+
+
+# --------------------------------------------------------------------------- study guards
+
+
+def assert_refused(proc: subprocess.CompletedProcess, study: optuna.Study, trials: int, *fragments: str) -> None:
+    """One line and exit 2, and the study as it was: no trial added, none left RUNNING."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, "error: ", *fragments)
+    assert len(study.trials) == trials and "RUNNING" not in states(study)
+
+
+def test_a_changed_space_or_direction_is_refused(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "q"
+    assert app("quadratic", sweep_dir, "hydra.sweeper.n_trials=2", cwd=tmp_path).returncode == 0
+    study = load_study(sweep_dir, None)
+    assert_refused(app("quadratic", sweep_dir, "hydra.sweeper.n_trials=3", "x=interval(-1.0, 1.0)", cwd=tmp_path),
+                   study, 2, "another search space", "x:")
+    assert_refused(app("quadratic", sweep_dir, "hydra.sweeper.n_trials=3", "hydra.sweeper.direction=maximize",
+                       cwd=tmp_path), study, 2, "optimises ['minimize'], not ['maximize']", "study_name")
+    assert_refused(app("quadratic", sweep_dir, "hydra.sweeper.n_trials=3", "steps=2", cwd=tmp_path),
+                   study, 2, "other fixed settings", "steps: 0 -> 2")
+
+
+def test_without_a_study_name_a_rerun_continues_the_single_study(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "q"
+    assert app("quadratic", sweep_dir, "hydra.sweeper.n_trials=2", cwd=tmp_path).returncode == 0
+    first = mtimes(sweep_dir)
+    assert app("quadratic", sweep_dir, "hydra.sweeper.n_trials=3", cwd=tmp_path).returncode == 0
+    (name,) = optuna.study.get_all_study_names(f"sqlite:///{sweep_dir / 'study.db'}")
+    assert states(load_study(sweep_dir, name)) == {"COMPLETE": 3}
+    # A second study in the same folder numbers its trials from 0 again, in folders of its own.
+    assert app("quadratic", sweep_dir, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=other",
+               cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in sweep_dir.glob("*trial_*")) == [
+        "other_trial_0000", "other_trial_0001", "trial_0000", "trial_0001", "trial_0002"]
+    assert {p: p.stat().st_mtime_ns for p in first} == first
+    proc = app("quadratic", sweep_dir, "hydra.sweeper.n_trials=4", cwd=tmp_path)
+    assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, "holds 2 studies", "hydra.sweeper.study_name=")
+    assert proc.returncode == 2
+
+
+def test_a_key_both_fixed_and_searched_is_refused_before_a_trial_starts(tmp_path: Path) -> None:
+    """custom_space.py searches z in Python; fixing z on the command line as well is a contradiction."""
+    sweep_dir = tmp_path / "custom"
+    proc = app("custom_space", sweep_dir, "z=0.5", cwd=tmp_path)
+    assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, "z both fixed and searched")
+    assert proc.returncode == 2
+    assert "RUNNING" not in states(load_study(sweep_dir, None))
+
+
+@pytest.mark.slow
+def test_a_changed_fixed_setting_is_refused_but_volatile_keys_are_not(idx_root: Path, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "opt"
+    assert run_cli(*search(idx_root, sweep_dir, 1), cwd=tmp_path).returncode == 0
+    study = load_study(sweep_dir)
+    proc = run_cli(*search(idx_root, sweep_dir, 2, "trainer.eval_train=false"), cwd=tmp_path)
+    assert_refused(proc, study, 1, "other fixed settings", "trainer.eval_train: True -> False")
+    moved = shutil.copytree(idx_root, tmp_path / "moved")
+    proc = run_cli(*search(moved, sweep_dir, 2, "trainer.threads=1"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert states(load_study(sweep_dir)) == {"COMPLETE": 2}
+
+
+@pytest.mark.slow
+def test_the_direction_follows_the_monitor(idx_root: Path, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "opt"
+    proc = run_cli(*search(idx_root, sweep_dir, 1, "trainer.monitor=val_loss"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(sweep_dir)
+    assert [d.name for d in study.directions] == ["MINIMIZE"]
+    assert study.best_value == pytest.approx(json.loads((sweep_dir / "trial_0000" / "metrics.json").read_text())
+                                             ["best_val_loss"])
+    other = tmp_path / "other"
+    proc = run_cli(*search(idx_root, other, 1, "trainer.monitor=val_loss", "hydra.sweeper.direction=maximize"),
+                   cwd=tmp_path)
+    assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, "hydra.sweeper.direction=maximize",
+                          "trainer.monitor=val_loss", "hydra.sweeper.direction=minimize")
+    assert proc.returncode == 2 and not list(other.glob("*"))
+
+
+# --------------------------------------------------------------------------- bad settings
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 is not valid"),
+    (["hydra.sweeper.n_trials=-1"], "hydra.sweeper.n_trials=-1 is not valid"),
+    (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 is not valid"),
+    (["hydra.sweeper.pruner=nosuch"], "use one of none, median"),
+    (["hydra/sweeper/sampler=motpe"], "use hydra/sweeper/sampler=tpe"),
+    (["+hydra.sweeper.search_space={x: 1}"], "write the space as hydra.sweeper.params"),
+    (["+hydra.sweeper.sampler.nosuch=1"], "unexpected keyword argument 'nosuch'"),
+    (["x=tag(log, interval(-1.0, 1.0))"], "x: 'tag(log, interval(-1.0, 1.0))': a log scale needs a low bound above 0"),
+])
+def test_bad_settings_are_one_line(tmp_path: Path, overrides: list[str], says: str) -> None:
+    sweep_dir = tmp_path / "q"
+    proc = app("quadratic", sweep_dir, *overrides, cwd=tmp_path)
+    assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, "error: ", says)
+    assert proc.returncode == 2
+    assert not sweep_dir.exists() or not any(sweep_dir.iterdir()), list(sweep_dir.iterdir())
+
+
+# --------------------------------------------------------------------------- the sweeper's process
+
+
+@pytest.mark.parametrize("before", [None, "postgresql://a:b@h/d"])
+def test_the_storage_variable_is_set_for_the_sweep_only(monkeypatch: pytest.MonkeyPatch,
+                                                        before: Optional[str]) -> None:
+    from sweep.search import _sweep_environment
+
+    if before is None:
+        monkeypatch.delenv(STORAGE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(STORAGE_ENV, before)
+    verbosity = optuna.logging.get_verbosity()
+    with pytest.raises(RuntimeError):
+        with _sweep_environment("sqlite:////tmp/s.db"):
+            assert os.environ[STORAGE_ENV] == "sqlite:////tmp/s.db"
+            raise RuntimeError("the sweep failed")
+    assert os.environ.get(STORAGE_ENV) == before
+    assert optuna.logging.get_verbosity() == verbosity
