@@ -134,6 +134,7 @@ def main() -> None:
         "test_acc": best.user_attrs["test_acc"] if best else None,
         "params": best.params if best else None,
         "threads": args.threads,
+        "trials": [{"params": t.params, "epochs": t.user_attrs.get("epochs", 0)} for t in trials],
     }))
 
 

@@ -13,7 +13,8 @@ data, space, sampler seed and pruner, `study.optimize(n_jobs=2)` in threads, the
 checkpoints. Both train on the CPU.
 
 The two sides sample different trials (and prune differently), so besides the wall-time ratio the bench
-quotes seconds per epoch trained (wall time / epochs), the epochs, and the best trial's validation and
+quotes seconds per epoch trained (wall time / epochs), seconds per epoch of the same model (wall time over
+epochs weighted by each trial's multiply-adds per image), the epochs, and the best trial's validation and
 test accuracy on each side (best by validation only). The target is a wall-time ratio sweep / plain of
 1.10 or less for everything sweep adds: checkpoints, resume, records and figures.
 """
@@ -37,6 +38,17 @@ FULL = {"n_trials": 30, "epochs": 10, "train": 50_000, "val": 10_000, "test": No
 SMOKE = {"n_trials": 6, "epochs": 3, "train": 300, "val": 200, "test": 200}
 
 
+def work(trials: list[tuple[dict, int]]) -> float:
+    """Epochs trained weighted by the trial's model size: multiply-adds per image of the MLP, in millions,
+    summed over epochs. The two sides sample different models, so seconds per unit of this work compare
+    what an epoch costs each side for the same model."""
+    total = 0.0
+    for params, epochs in trials:
+        hidden, layers = int(params["model.num_hidden"]), int(params["model.num_layers"])
+        total += epochs * (784 * hidden + (layers - 1) * hidden * hidden + 10 * hidden) / 1e6
+    return total
+
+
 def sweep_side(sizes: dict, root: Path, sweep_dir: Path, extra: list[str], cwd: Path) -> dict:
     """One whole `sweep.train -m search=fashion_budget` process, its results read from the sweep folder."""
     test = "null" if sizes["test"] is None else sizes["test"]
@@ -47,17 +59,21 @@ def sweep_side(sizes: dict, root: Path, sweep_dir: Path, extra: list[str], cwd: 
     _, wall = run_timed(cmd, cwd=cwd)
     with open(sweep_dir / rundir.TRIALS, newline="") as f:
         trials = list(csv.DictReader(f))
-    epochs, best = 0, None
+    epochs, best, done = 0, None, []
     for t in trials:
         job_dir = sweep_dir / t["job_dir"]
-        epochs += len(rundir.read_history(job_dir))
+        trained = len(rundir.read_history(job_dir))
+        epochs += trained
+        done.append(({k.removeprefix("params_"): v for k, v in t.items() if k.startswith("params_")}, trained))
         metrics = rundir.read_metrics(job_dir)
         if t["state"] == "COMPLETE" and metrics is not None and (
                 best is None or metrics["best_val_acc"] > best["best_val_acc"]):
-            best = metrics
-    return {"wall": wall, "epochs": epochs, "complete": sum(t["state"] == "COMPLETE" for t in trials),
+            best = {**metrics, "params": done[-1][0]}
+    return {"wall": wall, "epochs": epochs, "work": work(done),
+            "complete": sum(t["state"] == "COMPLETE" for t in trials),
             "pruned": sum(t["state"] == "PRUNED" for t in trials),
-            "val": best["best_val_acc"] if best else None, "test": best["test_acc"] if best else None}
+            "val": best["best_val_acc"] if best else None, "test": best["test_acc"] if best else None,
+            "params": best["params"] if best else None}
 
 
 def plain_side(sizes: dict, root: Path, cwd: Path) -> dict:
@@ -67,8 +83,9 @@ def plain_side(sizes: dict, root: Path, cwd: Path) -> dict:
            *([] if sizes["test"] is None else [f"--test-size={sizes['test']}"])]
     proc, wall = run_timed(cmd, cwd=cwd)
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall": wall, "epochs": r["epochs"], "complete": r["complete"], "pruned": r["pruned"],
-            "val": r["best_val_acc"], "test": r["test_acc"]}
+    return {"wall": wall, "epochs": r["epochs"], "work": work([(t["params"], t["epochs"]) for t in r["trials"]]),
+            "complete": r["complete"], "pruned": r["pruned"],
+            "val": r["best_val_acc"], "test": r["test_acc"], "params": r["params"]}
 
 
 def data_folder(given: Path | None, tmp: Path, smoke: bool) -> Path:
@@ -85,6 +102,14 @@ def data_folder(given: Path | None, tmp: Path, smoke: bool) -> Path:
         return write_dataset(tmp / "data", SMOKE["train"] + SMOKE["val"], SMOKE["test"])
     sys.exit(f"error: no Fashion-MNIST IDX files in {root}: apt-get install dataset-fashion-mnist, pass --data DIR, "
              "or run --smoke")
+
+
+def _params(params: dict | None) -> str:
+    """The best trial's parameters, short: num_hidden=512 num_layers=1 ..."""
+    if not params:
+        return "no complete trial"
+    return " ".join(f"{k.rpartition('.')[2]}={float(v):.3g}" if "." in str(v) else f"{k.rpartition('.')[2]}={v}"
+                    for k, v in params.items())
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -122,10 +147,11 @@ def main() -> None:
                 if not r["epochs"]:
                     sys.exit(f"error: the {side} side trained no epochs; run it alone to see why")
                 r["per_epoch"] = r["wall"] / r["epochs"]
+                r["per_work"] = r["wall"] / r["work"]
                 sides[side].append(r)
             print(f"round {i} ({order[0]} first): " + "; ".join(
                 f"{side} {r['wall']:.1f} s, {r['epochs']} epochs, {r['complete']}/{r['pruned']} complete/pruned, "
-                f"val {fmt(r['val'], '.4f')}, test {fmt(r['test'], '.4f')}"
+                f"val {fmt(r['val'], '.4f')}, test {fmt(r['test'], '.4f')} ({_params(r['params'])})"
                 for side, r in ((s, sides[s][-1]) for s in sides)), flush=True)
     test = "all" if sizes["test"] is None else f"{sizes['test']:,}"
     print(f"\nFashion-MNIST budget search, {sizes['n_trials']} trials of at most {sizes['epochs']} epochs, 2 at a "
@@ -136,6 +162,8 @@ def main() -> None:
     show("wall time (s)", sides, "wall", ".1f")
     show("epochs trained", sides, "epochs", ".0f")
     show("seconds per epoch", sides, "per_epoch", ".3f")
+    show("epochs x M multiply-adds/image", sides, "work", ".1f")
+    show("seconds per unit of that", sides, "per_work", ".3f")
     show("trials complete", sides, "complete", ".0f")
     show("trials pruned", sides, "pruned", ".0f")
     show("best trial's val acc", sides, "val", ".4f")
@@ -144,6 +172,8 @@ def main() -> None:
     print(ratio_line("ratio sweep / plain, wall time", [r["wall"] for r in ours], [r["wall"] for r in plain]))
     print(ratio_line("ratio sweep / plain, s per epoch", [r["per_epoch"] for r in ours],
                      [r["per_epoch"] for r in plain]))
+    print(ratio_line("ratio sweep / plain, s per epoch of the same model", [r["per_work"] for r in ours],
+                     [r["per_work"] for r in plain]))
     print("  target: wall-time ratio 1.10 or less")
 
 

@@ -303,8 +303,10 @@ def task_function(prepared: Any) -> Callable[[DictConfig], float]:
         multirun = hc.mode == RunMode.MULTIRUN
         if multirun and hc.output_subdir is None and cfg.get("resume") and not (run_dir / rundir.HYDRA).exists():
             _write_hydra_record(run_dir, cfg, hc)
-        job = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
-        reuse = prepared if prepared is not None and OmegaConf.to_container(prepared.cfg) == job else None
+        reuse = None
+        if prepared is not None:  # a single run, prepared before Hydra started: the same config?
+            job = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
+            reuse = prepared if OmegaConf.to_container(prepared.cfg) == job else None
         try:
             prep = reuse or prepare(cfg)
             result = train(cfg, run_dir, epoch_hook=trial.epoch_hook(run_dir), prepared=prep)

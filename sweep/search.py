@@ -43,8 +43,7 @@ from sweep import rundir, storage as storage_mod
 from sweep.atomic import atomic_write_json, atomic_write_text
 from sweep.errors import UserError, first_line
 from sweep.space import Space, grid_choices, parse_space
-from sweep.study import (DIR_ATTR, FAILURE_ATTR, FIXED_PARAMS_ATTR, REQUEUED_ATTR, SURPLUS_ATTR, WORKER_ATTR,
-                         Trials, counts_toward_n_trials, failed, fixed_settings, open_study, trial_dir_name,
+from sweep.study import (DIR_ATTR, FAILURE_ATTR, REQUEUED_ATTR, SURPLUS_ATTR, WORKER_ATTR, Trials, counts_toward_n_trials, failed, fixed_settings, open_study, trial_dir_name,
                          write_results)
 from sweep.trial import TRIAL_ENV, TrialInterrupted, make_pruner
 
@@ -122,8 +121,8 @@ def _number(name: str, value: Any, low: float, kind: type = int, high: Optional[
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or value == int(value))
     if not ok or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise UserError(f"hydra.sweeper.{name}={value} is not valid: give {'a number' if kind is float else 'a whole number'} "
-                        f"{bound}")
+        what = "a number" if kind is float else "a whole number"
+        raise UserError(f"hydra.sweeper.{name}={value} is not valid: give {what} {bound}")
     return kind(value)
 
 
@@ -158,8 +157,8 @@ class OptunaSweeper:
                             "multi-objective trials): set hydra.sweeper.pruner=none")
         self.devices = [f"cuda:{d}" if isinstance(d, int) else str(d) for d in (devices or [])]
         if devices is not None and len(self.devices) < self.n_jobs:
-            raise UserError(f"hydra.sweeper.devices lists {len(self.devices)} device(s) for n_jobs={self.n_jobs} trials "
-                            "in flight: list one device per trial, or lower hydra.sweeper.n_jobs")
+            raise UserError(f"hydra.sweeper.devices lists {len(self.devices)} device(s) for n_jobs={self.n_jobs} "
+                            "trials in flight: list one device per trial, or lower hydra.sweeper.n_jobs")
         self._sampler_for(0, {})  # fail now on an unknown sampler or a bad keyword
 
     @staticmethod
@@ -272,49 +271,26 @@ class OptunaSweeper:
                  self.study_name, self.shown_url, done, self.n_trials, type(study.sampler).__name__,
                  self.pruner_name, concurrency)
         self.free_devices = list(self.devices)
-        self.started_at, self.durations = time.monotonic(), []
+        self.durations: list[float] = []
+        self.last_stale, self.last_beat, self.last_results = -math.inf, time.monotonic(), time.monotonic()
+        self.waiting_for, self.unwritten = 0, False
         running: list[Running] = []
-        last_beat = last_results = time.monotonic()
-        last_stale = -math.inf  # dead workers' trials first, so that they are continued before new ones start
-        unwritten, waiting_for = False, 0
         try:
             while True:
                 trials = study.get_trials(deepcopy=False)
-                if time.monotonic() - last_stale >= POLL_S:
-                    self._requeue_stale(trials, {r.trial.number for r in running})
-                    last_stale = time.monotonic()
+                self._requeue_stale(trials, running)  # dead workers' trials first: they continue before new ones
                 stop_launching = failed(trials) > self.max_failure_rate * self.n_trials
-                open_slots = self.n_trials - sum(1 for t in trials if counts_toward_n_trials(t)
-                                                 and t.state != TrialState.WAITING)
-                may_start = not (self.synchronous and running)
-                while may_start and not stop_launching and len(running) < concurrency and open_slots > 0:
-                    started = self._start(study, space)
-                    if started is None:
-                        break
-                    running.append(started)
-                    open_slots -= 1
+                if not stop_launching:
+                    self._launch_more(study, space, trials, running, concurrency)  # ask and launch
                 if not running:
-                    elsewhere = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-                    if stop_launching or not elsewhere:
+                    if stop_launching or not self._wait_for_others(trials):
                         break
-                    if len(elsewhere) != waiting_for:
-                        waiting_for = len(elsewhere)
-                        log.info("waiting for %d trial(s) of other workers; a dead worker's trial is queued again "
-                                 "after hydra.sweeper.grace_period=%gs without a heartbeat", waiting_for,
-                                 self.grace_period)
-                    time.sleep(POLL_S)
                     continue
                 finished, _ = cf.wait([r.future for r in running], timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
                 for run in [r for r in running if r.future in finished]:
                     running.remove(run)
-                    self._finish(study, run)
-                unwritten = unwritten or bool(finished)
-                if unwritten and time.monotonic() - last_results >= RESULTS_EVERY_S:
-                    write_results(study, self.sweep_dir, self.shown_url)
-                    last_results, unwritten = time.monotonic(), False
-                if time.monotonic() - last_beat >= self.heartbeat_interval:
-                    self.trials.beat([r.trial for r in running])
-                    last_beat = time.monotonic()
+                    self._finish(study, run)  # finish
+                self._record(study, running, bool(finished))  # record
         except KeyboardInterrupt:
             self._stop(study, running)
         finally:
@@ -325,8 +301,48 @@ class OptunaSweeper:
                             f"{self.max_failure_rate} allows; see {self.sweep_dir / rundir.TRIALS} and the failed "
                             "trials' logs")
 
-    def _requeue_stale(self, trials: Sequence[optuna.trial.FrozenTrial], mine: set[int]) -> None:
-        for t, reason in self.trials.stale(trials, mine):
+    def _launch_more(self, study: optuna.Study, space: Space, trials: Sequence[optuna.trial.FrozenTrial],
+                     running: list[Running], concurrency: int) -> None:
+        """Start trials until n_jobs are in flight or the study holds n_trials (queued retries fill slots,
+        and ask() hands them out first); synchronous mode starts a new batch only when the last one is done."""
+        if self.synchronous and running:
+            return
+        open_slots = self.n_trials - sum(1 for t in trials if counts_toward_n_trials(t) and t.state != TrialState.WAITING)
+        while len(running) < concurrency and open_slots > 0:
+            run = self._start(study, space)
+            if run is None:
+                return
+            running.append(run)
+            open_slots -= 1
+
+    def _wait_for_others(self, trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
+        """With nothing of ours to run: wait a poll for other workers' trials, if any are running or queued."""
+        elsewhere = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        if not elsewhere:
+            return False
+        if len(elsewhere) != self.waiting_for:
+            self.waiting_for = len(elsewhere)
+            log.info("waiting for %d trial(s) of other workers; a dead worker's trial is queued again after "
+                     "hydra.sweeper.grace_period=%gs without a heartbeat", self.waiting_for, self.grace_period)
+        time.sleep(POLL_S)
+        return True
+
+    def _record(self, study: optuna.Study, running: list[Running], finished: bool) -> None:
+        """Mirror the study into the sweep folder (at most every RESULTS_EVERY_S) and send heartbeats."""
+        self.unwritten = self.unwritten or finished
+        if self.unwritten and time.monotonic() - self.last_results >= RESULTS_EVERY_S:
+            write_results(study, self.sweep_dir, self.shown_url)
+            self.last_results, self.unwritten = time.monotonic(), False
+        if time.monotonic() - self.last_beat >= self.heartbeat_interval:
+            self.trials.beat([r.trial for r in running])
+            self.last_beat = time.monotonic()
+
+    def _requeue_stale(self, trials: Sequence[optuna.trial.FrozenTrial], running: list[Running]) -> None:
+        """At most once a poll: fail and queue again the trials of workers that died."""
+        if time.monotonic() - self.last_stale < POLL_S:
+            return
+        self.last_stale = time.monotonic()
+        for t, reason in self.trials.stale(trials, {r.trial.number for r in running}):
             if self.trials.requeue(t, reason, died=True):
                 log.warning("trial %d's worker is gone (%s: %s): queued again, to continue in %s", t.number,
                             (t.user_attrs.get(WORKER_ATTR) or {}).get("id", "unknown"), reason,
@@ -352,11 +368,11 @@ class OptunaSweeper:
         """The next trial, sampled from a stream seeded by its number, so that trials in flight together (on
         one worker or several) never share a stream; None once the study holds n_trials."""
         while True:
-            number = len(study.get_trials(deepcopy=False))  # the number the next new trial gets
+            before = study.get_trials(deepcopy=False)
+            number = len(before)  # the number the next new trial gets
             study.sampler = self._sampler_for(number, space.distributions)
-            trial = study.ask(fixed_distributions=space.distributions)
-            trials = study.get_trials(deepcopy=False)
-            taken = sum(1 for t in trials if counts_toward_n_trials(t) and t.number < trial.number)
+            trial = study.ask(fixed_distributions=space.distributions)  # a queued retry comes first
+            taken = sum(1 for t in before if counts_toward_n_trials(t) and t.number < trial.number)
             raced = trial.number > number  # another worker asked in between: ours used its stream
             if taken >= self.n_trials or raced:
                 self._discard(study, trial)
@@ -384,8 +400,6 @@ class OptunaSweeper:
         except BaseException:  # nothing was launched: leave no RUNNING trial behind
             self._discard(study, trial)
             raise
-        if space.fixed and FIXED_PARAMS_ATTR not in trial.user_attrs:
-            trial.set_user_attr(FIXED_PARAMS_ATTR, dict(space.fixed))
         retry_of = trial.user_attrs.get("retry_of")
         name = self._job_dir_name(trial)
         if trial.user_attrs.get(DIR_ATTR) != name:
@@ -479,9 +493,10 @@ class OptunaSweeper:
         done = [t for t in trials if t.state.is_finished()]
         counts = {s: sum(t.state == s for t in done) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         best = ""
-        if counts[TrialState.COMPLETE]:
+        complete = [t for t in done if t.state == TrialState.COMPLETE]
+        if complete:
             if len(self.directions) == 1:
-                b = study.best_trial
+                b = (max if self.directions[0] == "maximize" else min)(complete, key=lambda t: t.value)
                 best = f"; best {b.value:.6g} (trial {b.number})"
             else:
                 best = f"; Pareto front: {len(study.best_trials)} trial(s)"

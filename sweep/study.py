@@ -7,7 +7,7 @@ What is stored (all through Optuna's public API):
 - trial user attributes: DIR_ATTR (its job folder; a retry keeps it), WORKER_ATTR ("host:pid" of the sweeper
   running it, and a counter it bumps every heartbeat_interval: one write), FAILURE_ATTR (why it
   failed: counts toward max_failure_rate), REQUEUED_ATTR (why it was stopped and queued again: does not
-  count), RETRIES_ATTR (how many times its worker died), FIXED_PARAMS_ATTR (its fixed overrides, one dict).
+  count), RETRIES_ATTR (how many times its worker died).
 
 Heartbeats are ours rather than RDBStorage's, so that every backend (JournalStorage has none) detects a dead
 worker the same way: a RUNNING trial of another worker whose counter has not moved for grace_period seconds
@@ -40,7 +40,7 @@ log = logging.getLogger("sweep.search")
 SPACE_ATTR, FIXED_ATTR = "sweep_space", "sweep_fixed"
 DIR_ATTR, WORKER_ATTR = "job_dir", "worker"
 FAILURE_ATTR, REQUEUED_ATTR, RETRIES_ATTR = "failure", "requeued", "retries"
-FIXED_PARAMS_ATTR, SURPLUS_ATTR = "fixed_params", "surplus"
+SURPLUS_ATTR = "surplus"
 # Keys that may differ between runs or machines of one study without changing its results.
 VOLATILE_KEYS = frozenset({"data.root", "trainer.device", "trainer.threads", *rundir.RESUMABLE_KEYS})
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -219,7 +219,7 @@ class Trials:
         except UpdateFinishedTrialError:
             return False
         if not give_up:
-            attrs = {k: t.user_attrs[k] for k in (DIR_ATTR, FIXED_PARAMS_ATTR) if k in t.user_attrs}
+            attrs = {DIR_ATTR: t.user_attrs[DIR_ATTR]} if DIR_ATTR in t.user_attrs else {}
             self.study.enqueue_trial(t.params, user_attrs={**attrs, RETRIES_ATTR: retries, "retry_of": t.number})
         return True
 

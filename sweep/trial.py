@@ -76,9 +76,12 @@ class TrialLink:
     def _open(self) -> Any:
         import optuna
 
-        from sweep.storage import open_storage
+        url = self._url()
+        if url not in _storages:  # a worker process runs many trials: connect once
+            from sweep.storage import open_storage
 
-        storage = open_storage(self._url())
+            _storages[url] = open_storage(url)
+        storage = _storages[url]
         name = self.info["study"]
         study = optuna.load_study(study_name=name, storage=storage,
                                   pruner=make_pruner(self.info["pruner"], self.info.get("pruner_args")))
@@ -98,6 +101,7 @@ class TrialLink:
 
 
 _links: dict[str, TrialLink] = {}
+_storages: dict[str, Any] = {}
 
 
 def current() -> Optional[TrialLink]:

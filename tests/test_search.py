@@ -132,11 +132,13 @@ def test_search_records_a_persistent_study(idx_root: Path, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     study = load_study(sweep_dir)
     assert states(study) == {"COMPLETE": 3}
+    # the study's fixed settings, recorded once: the command line's values (the last of trainer.epochs wins)
+    fixed = study.user_attrs["sweep_fixed"]
+    assert fixed["data.train_size"] == "128" and "data.root" not in fixed and "trainer.epochs" not in fixed
     for t in study.trials:
         assert 4 <= t.params["model.num_hidden"] <= 32 and 0.01 <= t.params["optimizer.lr"] <= 0.3
-        # the command line's fixed overrides, as one user attribute (the last of trainer.epochs wins)
-        assert t.user_attrs["fixed_params"]["trainer.epochs"] == "2"
-        assert t.user_attrs["fixed_params"]["data.train_size"] == "128"
+        overrides = yaml.safe_load((sweep_dir / t.user_attrs["job_dir"] / ".hydra" / "overrides.yaml").read_text())
+        assert "trainer.epochs=2" in overrides and "trainer.epochs=3" not in overrides
         job = sweep_dir / f"trial_{t.number:04d}"
         assert t.user_attrs["job_dir"] == job.name
         metrics = json.loads((job / "metrics.json").read_text())
