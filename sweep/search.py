@@ -267,9 +267,12 @@ class OptunaSweeper:
         concurrency = self._concurrency()
         trials = study.get_trials(deepcopy=False)
         done = sum(1 for t in trials if counts_toward_n_trials(t) and t.state.is_finished())
-        log.info("study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d in flight",
+        log.info("study %s in %s: %d of %d trials finished; sampler %s, pruner %s, up to %d at a time",
                  self.study_name, self.shown_url, done, self.n_trials, type(study.sampler).__name__,
                  self.pruner_name, concurrency)
+        if done >= self.n_trials:
+            log.info("the study holds hydra.sweeper.n_trials=%d finished trials: nothing to run (raise n_trials to "
+                     "run more)", self.n_trials)
         self.free_devices = list(self.devices)
         self.durations: list[float] = []
         self.last_stale, self.last_beat, self.last_results = -math.inf, time.monotonic(), time.monotonic()
@@ -467,7 +470,7 @@ class OptunaSweeper:
                 state, shown = "INTERRUPTED", "continues on the next run"
             elif isinstance(error, optuna.TrialPruned) or (values is not None and metrics.get("status") == "pruned"):
                 frozen = study.tell(trial, state=TrialState.PRUNED)  # its value: the last one reported
-                state, shown = "PRUNED", f"value {_fmt(frozen.values)}"
+                state, shown, values = "PRUNED", f"value {_fmt(frozen.values)}", frozen.values
             elif values is not None and all(math.isfinite(v) for v in values):
                 study.tell(trial, values=values)
                 state, shown = "COMPLETE", f"value {_fmt(values)}"

@@ -20,7 +20,6 @@ No heartbeats: the sweeper detects dead workers itself, the same way for every b
 
 from __future__ import annotations
 
-import functools
 
 import os
 import re
@@ -110,27 +109,11 @@ def _parse(url: str) -> sqlalchemy.engine.URL:
 
 def _engine_kwargs(database: sqlalchemy.engine.URL) -> dict[str, Any]:
     """SQLite waits for the lock (workers of one machine share the file); servers fail in bounded time."""
-    if database.get_backend_name() == "sqlite" and database.database not in (None, "", ":memory:"):
-        return {"creator": functools.partial(_sqlite_connect, database.database)}
     if database.get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": 60}}
     if database.get_backend_name() == "postgresql":
         return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     return {"pool_pre_ping": True}
-
-
-def _sqlite_connect(path: str) -> Any:
-    """A connection to a SQLite study that waits up to a minute for the lock (workers of one machine share the
-    file) and writes ahead (WAL, synchronous=NORMAL): a commit no longer waits for the disk, which was most
-    of a small trial's bookkeeping (about 7 ms a commit, 25 commits a trial). A crash of any process loses
-    nothing; only a power cut may lose the last commits. WAL needs the file on a local disk: on a shared
-    file system use the journal backend or PostgreSQL."""
-    import sqlite3
-
-    connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    return connection
 
 
 def _probe(url: str, database: sqlalchemy.engine.URL, kwargs: dict[str, Any]) -> None:

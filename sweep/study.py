@@ -130,9 +130,9 @@ def open_study(storage: Any, shown_url: str, name: Optional[str], directions: li
         raise UserError(f"study {study.study_name} in {shown_url} optimises {stored}, not {directions}: {way_out}")
     record = space_record(space)
     attrs = study.user_attrs
-    if SPACE_ATTR not in attrs:
-        study.set_user_attr(SPACE_ATTR, record)
+    if SPACE_ATTR not in attrs:  # a new study (written last: a worker that sees it also sees FIXED_ATTR)
         study.set_user_attr(FIXED_ATTR, fixed)
+        study.set_user_attr(SPACE_ATTR, record)
         return study
     change = describe_change(attrs[SPACE_ATTR], record)
     if change:
@@ -240,14 +240,18 @@ def write_results(study: optuna.Study, sweep_dir: Path, shown_url: str) -> None:
         values = t.values if t.values is not None else [None] * len(value_keys)
         return {"number": t.number, "state": t.state.name, **dict(zip(value_keys, values)),
                 "duration_s": t.duration.total_seconds() if t.duration else None,
-                "job_dir": t.user_attrs.get(DIR_ATTR), **{f"params_{k}": v for k, v in t.params.items()}}
+                "job_dir": t.user_attrs.get(DIR_ATTR), "requeued": t.user_attrs.get(REQUEUED_ATTR),
+                **{f"params_{k}": v for k, v in t.params.items()}}
 
-    fields = ["number", "state", *value_keys, "duration_s", "job_dir", *(f"params_{k}" for k in keys)]
+    fields = ["number", "state", *value_keys, "duration_s", "job_dir", "requeued", *(f"params_{k}" for k in keys)]
     atomic_write_csv(sweep_dir / rundir.TRIALS, [row(t) for t in trials], fields)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         return
-    counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
+    # A requeued trial (stopped, its worker dead or the sweep interrupted) is FAIL in Optuna, but no failure:
+    # it is continued by its retry.
+    kinds = ["requeued" if REQUEUED_ATTR in t.user_attrs else t.state.name.lower() for t in trials]
+    counts = {k: kinds.count(k) for k in sorted(set(kinds))}
     results: dict[str, Any] = {"name": "optuna"}
     if multi:
         front = study.best_trials

@@ -147,7 +147,7 @@ def test_search_records_a_persistent_study(idx_root: Path, tmp_path: Path) -> No
         assert record["params"] == t.params and record["number"] == t.number and record["study_name"] == "pigeon"
         assert record["state"] == "COMPLETE" and record["value"] == pytest.approx(t.value) and record["error"] is None
     rows = (sweep_dir / "trials.csv").read_text().splitlines()
-    assert rows[0].startswith("number,state,value,duration_s,job_dir,params_")
+    assert rows[0].startswith("number,state,value,duration_s,job_dir,requeued,params_")
     assert len(rows) == 4 and all(",COMPLETE," in r for r in rows[1:])
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     best = study.best_trial
