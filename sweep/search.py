@@ -264,7 +264,7 @@ class OptunaSweeper:
         return self.n_jobs
 
     def _run(self, study: optuna.Study, space: Space) -> None:
-        concurrency = self._concurrency()
+        self.concurrency = concurrency = self._concurrency()
         trials = study.get_trials(deepcopy=False)
         done = sum(1 for t in trials if counts_toward_n_trials(t) and t.state.is_finished())
         log.info("study %s in %s: %d of %d trials finished; sampler %s, pruner %s, up to %d at a time",
@@ -359,8 +359,7 @@ class OptunaSweeper:
         if name:
             return name
         name = trial_dir_name(trial.number)
-        record = self.sweep_dir / name / rundir.TRIAL
-        if record.exists() or (self.sweep_dir / name).exists():
+        if (self.sweep_dir / name).exists():
             name = f"{self.study_name}_{name}"
             suffix = 1
             while (self.sweep_dir / name).exists():
@@ -506,7 +505,7 @@ class OptunaSweeper:
         left = self.n_trials - len(done)
         eta = ""
         if left > 0 and self.durations and np.mean(self.durations) * left >= 1:
-            eta = f"; about {_duration(np.mean(self.durations) * left / self._concurrency())} left"
+            eta = f"; about {_duration(np.mean(self.durations) * left / self.concurrency)} left"
         line = (f"trial {number} {state} ({len(done)}/{self.n_trials}) after {seconds:.1f}s: {shown}{best}; "
                 f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
                 f"{counts[TrialState.FAIL]} failed{eta}")

@@ -62,7 +62,7 @@ class Task:
 
     def higher_is_better(self, metric: str) -> bool:
         """For a metric name with or without its val_/train_ prefix."""
-        name = metric.split("_", 1)[1] if metric.startswith(("val_", "train_")) else metric
+        name = _bare(metric)
         if name == "loss":
             return False
         return next(m.higher_is_better for m in self.metrics if m.name == name)
@@ -191,9 +191,14 @@ class Accumulator:
         return float(self.counts.max()) / self.examples
 
 
+def _bare(metric: str) -> str:
+    """A metric's name without its val_/train_ prefix."""
+    return metric.split("_", 1)[1] if metric.startswith(("val_", "train_")) else metric
+
+
 def metric_direction(monitor: str) -> Optional[str]:
     """Optuna's word for a monitored metric's direction, from its name alone (None for a name no task computes)."""
-    name = monitor.split("_", 1)[1] if monitor.startswith(("val_", "train_")) else monitor
+    name = _bare(monitor)
     for task in TASKS.values():
         if name in task.metric_names:
             return task.direction(name)
