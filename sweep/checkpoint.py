@@ -74,6 +74,15 @@ def epoch_files(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def epoch_files_kept(setting: int | str | None, in_study: bool) -> int | None:
+    """How many epoch_NNN.pt files trainer.keep_checkpoints keeps (None: all). `auto` keeps all in a single
+    run or a basic multirun, as the seed teaches, and none in a trial of an Optuna study, where hundreds
+    of trials would fill the disk; best.pt and last.pt are always kept, so selection and resume still work."""
+    if setting == "auto":
+        return 0 if in_study else None
+    return setting  # type: ignore[return-value]
+
+
 def prune_epoch_files(ckpt_dir: Path, keep: int | None) -> None:
     """Keep the `keep` newest epoch files; best.pt and last.pt are separate files and always stay."""
     if keep is None:

@@ -1,4 +1,4 @@
-"""`python -m sweep.train`: the thin Hydra wrapper around sweep.train.train.
+"""`python -m sweep.train` and `sweep-train`: the thin Hydra wrapper around sweep.train.train.
 
 Before Hydra creates anything, a single run is checked and prepared (config, run directory, data,
 model); its prepared data is handed to the run. A multirun of Hydra's basic sweeper has every job
@@ -133,9 +133,9 @@ def resume_overrides(argv: list[str]) -> list[str]:
 def _hydra(config_dir: Optional[str], config_name: str) -> Iterator[Composer]:
     """Hydra's public compose API on our config folder, yielding compose(overrides): the config as Hydra
     composes it for a run, its hydra.* keys included."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    from sweep.config import CONF_DIR
+    from sweep.config import CONF_MODULE
 
     extra = []
     if config_dir is not None:
@@ -149,28 +149,42 @@ def _hydra(config_dir: Optional[str], config_name: str) -> Iterator[Composer]:
         added = extra if _value(overrides, "hydra.searchpath") is None else []
         return compose(config_name=config_name, overrides=[*overrides, *added], return_hydra_config=True)
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         yield composed
 
 
 def _not_a_key(e: Exception, overrides: list[str], compose: Composer) -> Exception:
-    """Hydra refuses `model.num_hiden=3` when the key is not in the group's file, and suggests `+`. For the
-    groups named by _target_, say instead whether the class takes such a keyword (or what was meant)."""
-    from sweep.config import TARGET_GROUPS, validate
+    """Hydra refuses `trainer.epoch=3` when the key is not in the config, and advises `+trainer.epoch=3`: the
+    wrong advice for a typo. Say which key was meant ("did you mean"), or list the keys there. In the groups
+    named by _target_, a keyword that the class takes but the group's file lacks still gets the `+` advice."""
+    from sweep.config import TARGET_GROUPS, did_you_mean, validate
 
     match = NOT_OVERRIDABLE.search(str(e))
-    if match is None or match.group(1).split(".")[0] not in TARGET_GROUPS:
+    given = [o for o in overrides if match is not None and _key(o) == match.group(1)]
+    if not given:
         return e
     key = match.group(1)
-    added = [f"+{o}" if _key(o) == key and not o.startswith(("+", "~")) else o for o in overrides]
+    parent, _, leaf = key.rpartition(".")
+    if parent in TARGET_GROUPS:
+        try:
+            validate(compose([f"+{o}" if o in given and not o.startswith(("+", "~")) else o for o in overrides]))
+        except ConfigError as refused:
+            return refused  # the class takes no such keyword: check_target says what was meant
+        except Exception:
+            return e
+        return ConfigError(f"{key} is not in the {parent} config file, though its class takes it: add it "
+                           f"with +{given[-1]}")
     try:
-        validate(compose(added))
-    except ConfigError as refused:
-        return refused
+        node = compose([o for o in overrides if o not in given])
     except Exception:
         return e
-    return ConfigError(f"{key} is not in the {key.split('.')[0]} config file, though its class takes it: add it "
-                       f"with +{next(o for o in overrides if _key(o) == key)}")
+    node = OmegaConf.select(node, parent) if parent else node
+    if not isinstance(node, DictConfig):
+        return e
+    known = [k for k in node if parent or k != "hydra"]
+    where = f"the keys of {parent}" if parent else "the top-level keys"
+    hint = did_you_mean(leaf, known, parent) or f"; {where} are {', '.join(known)}"
+    return ConfigError(f"{key} is not a config key{hint}")
 
 
 def _composed(compose: Composer, overrides: list[str]) -> DictConfig:
@@ -332,10 +346,11 @@ def task_function(prepared: Any) -> Callable[[DictConfig], float]:
 
 
 def _rejected_flags(e: ValueError) -> bool:
-    """Hydra refuses conflicting flags (-m with --cfg, --resolve without --cfg) with a bare ValueError,
-    raised from its flag checks before anything runs."""
+    """Hydra refuses conflicting flags (-m with --cfg, --resolve without --cfg) and a bare --shell-completion
+    with a ValueError, raised from its flag checks before anything runs."""
     last = traceback.extract_tb(e.__traceback__)[-1]
-    return last.name == "_run_hydra" and Path(last.filename).parts[-3:-1] == ("hydra", "_internal")
+    hydras = Path(last.filename).parts[-3:-1] == ("hydra", "_internal")
+    return hydras and last.name in ("_run_hydra", "shell_completion")
 
 
 def _os_error(e: Optional[BaseException]) -> Optional[OSError]:
@@ -347,17 +362,22 @@ def _os_error(e: Optional[BaseException]) -> Optional[OSError]:
     return None
 
 
+def _program() -> list[str]:
+    """The command as the user ran it: the console script, or python -m sweep.train."""
+    return ["sweep-train"] if Path(sys.argv[0]).name == "sweep-train" else ["python", "-m", "sweep.train"]
+
+
 def continue_command(argv: list[str], run_dir: Path, sweep_dir: Optional[Path] = None) -> str:
     """The command that continues an interrupted run (or sweep): by folder alone when Hydra's record of
     the command is there, else the command itself with resume=true."""
     flags, overrides = split_argv(argv)
     if sweep_dir is not None:
-        head = ["python", "-m", "sweep.train", "-m"]
+        head = [*_program(), "-m"]
         where = f"hydra.sweep.dir={sweep_dir}"
         recorded = rundir.launch_record(sweep_dir, multirun=True) is not None
         dir_key = "hydra.sweep.dir"
     else:
-        head = ["python", "-m", "sweep.train"]
+        head = _program()
         where = f"hydra.run.dir={run_dir}"
         recorded = rundir.launch_record(run_dir, multirun=False) is not None
         dir_key = "hydra.run.dir"
@@ -388,12 +408,14 @@ def main() -> None:
     import hydra
     from hydra.errors import HydraException
 
-    from sweep.config import CONF_DIR, MOVED_KEYS
+    from sweep.config import CONF_PATH, MOVED_KEYS
     from sweep.train import Interrupted
 
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let errors reach us instead of Hydra's printer
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
     argv = sys.argv[1:]
+    if "" not in sys.path and os.getcwd() not in sys.path:  # the console script: _target_s import from here,
+        sys.path.insert(0, os.getcwd())                     # as they do under python -m sweep.train
     try:
         for a in argv:
             if _key(a) in MOVED_KEYS:
@@ -402,7 +424,7 @@ def main() -> None:
         prepared = preflight(argv)
         flags, overrides = split_argv(argv)
         sys.argv = [sys.argv[0], *flags, *overrides]  # Hydra's parser wants its flags before the overrides
-        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task_function(prepared))()
+        hydra.main(version_base="1.3", config_path=CONF_PATH, config_name="config")(task_function(prepared))()
     except JobFailed as e:
         _fail(str(e), e.status)
     except Interrupted as e:
@@ -424,7 +446,7 @@ def main() -> None:
             _fail(f"cannot read {disk.filename or 'a data file'} ({disk.strerror or first_line(disk)}): fix or "
                   "remove the file", 2)
         if isinstance(e, ValueError) and _rejected_flags(e):
-            _fail(f"{e}; see python -m sweep.train --help", 2)
+            _fail(f"{e}; see {shlex.join(_program())} --help", 2)
         raise
     finally:
         # The interpreter's last garbage collections walk torch's whole object graph: about 0.35 s per

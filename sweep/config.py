@@ -27,7 +27,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from sweep.data import LOADER_KEYS
 from sweep.errors import ConfigError, first_line
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_MODULE = "sweep.conf"  # conf/ at the top of the repository, shipped as this package (pyproject.toml)
+CONF_PATH = f"pkg://{CONF_MODULE}"
 
 
 def _direction_resolver(*, _root_: DictConfig) -> str:
@@ -65,7 +66,7 @@ MOVED_KEYS = {
 class TrainerConfig:
     epochs: int = 15
     monitor: Optional[str] = None
-    keep_checkpoints: Optional[int] = None
+    keep_checkpoints: Any = "auto"  # "auto", null or a whole number (checked in _check_trainer)
     eval_every: Optional[int] = None
     eval_train: bool = True
     device: str = "auto"
@@ -99,8 +100,11 @@ def validate(cfg: DictConfig) -> DictConfig:
         OmegaConf.resolve(typed)
     except ConfigKeyError as e:
         key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(f"unknown config key '{key}': check its spelling; "
-                          "`python -m sweep.train --cfg job` lists every key") from None
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(_schema(), parent) if parent else _schema()
+        known = list(node.keys()) if isinstance(node, DictConfig) else []
+        hint = (did_you_mean(leaf, known, parent) or f"; the keys there are {', '.join(known)}") if known else ""
+        raise ConfigError(f"unknown config key '{key}'{hint}") from None
     except ValidationError as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"wrong type for '{key}': {first_line(e)}") from None
@@ -119,6 +123,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     return typed
 
 
+def did_you_mean(key: str, known: list[str], parent: str = "") -> str:
+    """" (did you mean trainer.epochs?)" when a known key is close to a mistyped one, else ""."""
+    close = difflib.get_close_matches(key, known, n=1) or [k for k in known if k.startswith(key)][:1]
+    return f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+
+
 def _require(ok: bool, key: str, value: Any, must: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value} is out of range: it must be {must}")
@@ -132,8 +142,9 @@ def _check_seed(seed: int) -> None:
 def _check_trainer(t: DictConfig) -> None:
     """The trainer's values that no annotation can express: ranges, device names, a validation monitor."""
     _require(t.epochs >= 1, "trainer.epochs", t.epochs, "at least 1")
-    _require(t.keep_checkpoints is None or t.keep_checkpoints >= 1, "trainer.keep_checkpoints", t.keep_checkpoints,
-             "null (keep all) or at least 1")
+    keep = t.keep_checkpoints
+    _require(keep in (None, "auto") or (type(keep) is int and keep >= 0), "trainer.keep_checkpoints", keep,
+             "auto, null (keep every epoch file) or a whole number of at least 0")
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", t.eval_every, "null or at least 1")
     _require(t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "null (torch's default) or at least 1")
     if not DEVICE.match(t.device):
@@ -228,8 +239,9 @@ def check_target(cfg: DictConfig, group: str) -> None:
             moved = MOVED_KEYS.get(full)
             if moved:
                 raise ConfigError(f"{full} is gone: {moved}")
-            close = difflib.get_close_matches(key, list(params), n=1)
-            hint = f" (did you mean {group}.{close[0]}?)" if close else f"; it takes {', '.join(params)}"
+            ours = sorted(SWEEP_KEYS[group])
+            hint = did_you_mean(key, [*params, *ours], group) or f"; it takes {', '.join(params)}" + (
+                f", and sweep reads {', '.join(ours)}" if ours else "")
             raise ConfigError(f"unknown config key '{full}': {name} takes no keyword {key}{hint}")
         value = values[key]
         if group == "scheduler" and key in RUN_LENGTH_KEYS and value is None:
@@ -299,8 +311,8 @@ def _type_name(hint: Any) -> str:
 def compose(overrides: list[str] | None = None) -> DictConfig:
     """Compose and validate the config as `python -m sweep.train` would (for tests and notebooks)."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=list(overrides or []))
     return validate(cfg)

@@ -1,5 +1,7 @@
 """Small, learnable data sets in real file formats (IDX, CSV, PNG folders, CIFAR-10 batches), for tests,
-benchmarks' smoke mode and demos: the real readers run on them, nothing is mocked."""
+benchmarks' smoke mode and demos: the real readers run on them, nothing is mocked. Also sweep folders as
+training leaves them (write_sweep, write_optuna_sweep: a real Optuna study), for the report's tests and
+for looking at its figures without training."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import hashlib
 import pickle
 import struct
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -165,3 +167,143 @@ def cifar10_checksums(sums: dict[str, str]) -> dict[str, Any]:
         "test_list": [["test_batch", sums["test_batch"]]],
         "meta": {"filename": "batches.meta", "key": "label_names", "md5": sums["batches.meta"]},
     }
+
+
+# --------------------------------------------------------------------------- sweep folders without training
+
+FAKE_GRID = {"model.num_hidden": [15, 30, 60, 120, 240], "optimizer.lr": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+             "model.activation": ["relu", "tanh", "gelu"], "optimizer.momentum": [0.0, 0.5, 0.9, 0.99]}
+
+
+def _fake_quality(params: dict[str, Any]) -> float:
+    """How good a configuration truly is (the best validation accuracy it reaches): best at lr 0.01, 60 units."""
+    lr, hidden = float(params.get("optimizer.lr", 0.01)), float(params.get("model.num_hidden", 60))
+    momentum = float(params.get("optimizer.momentum", 0.9))
+    act = {"relu": 0.0, "gelu": 0.002, "tanh": -0.006}.get(str(params.get("model.activation", "relu")), 0.0)
+    penalty = 0.012 * (np.log10(lr) + 2) ** 2 + 0.006 * abs(np.log2(hidden / 60)) + 0.02 * (momentum - 0.9) ** 2
+    return 0.955 - penalty + act
+
+
+def _write_fake_job(job_dir: Path, overrides: list[str], cwd: Path, quality: float, epochs: int, status: str,
+                    rng: np.random.Generator, searched: Optional[dict[str, str]] = None) -> dict:
+    """One binary-classification job folder as sweep.train leaves it (.hydra/, history.csv, metrics.json,
+    train.log, checkpoint placeholders); returns its metrics.json. `searched`: an Optuna trial's
+    hydra.sweeper.params, which Hydra records in the job's .hydra/hydra.yaml."""
+    import yaml
+
+    from sweep import rundir
+
+    hydra = job_dir / rundir.HYDRA
+    hydra.mkdir(parents=True, exist_ok=True)
+    (hydra / rundir.OVERRIDES).write_text(yaml.safe_dump(overrides))
+    record: dict[str, Any] = {"runtime": {"cwd": str(cwd)}, "mode": "MULTIRUN"}
+    if searched:
+        record["sweeper"] = {"params": searched}
+    (hydra / rundir.HYDRA_RECORD).write_text(yaml.safe_dump({"hydra": record}))
+    history = []
+    for e in range(1, epochs + 1):
+        acc = quality - 0.25 * np.exp(-e / 2.5) + float(rng.normal(0, 0.002))
+        history.append({"epoch": e, "iterations": 32 * e, "train_loss": 1.0 - acc - 0.02, "train_acc": acc + 0.01,
+                        "val_loss": 1.02 - acc + 0.002 * e, "val_acc": acc, "seconds": 0.8 * e})
+    rundir.write_history(job_dir, history, ["loss", "acc"])
+    (job_dir / rundir.LOG).write_text("".join(f"epoch {e}/{epochs}\n" for e in range(1, epochs + 1)))
+    (job_dir / rundir.CHECKPOINTS).mkdir(exist_ok=True)
+    for name in (rundir.BEST, rundir.LAST):
+        (job_dir / rundir.CHECKPOINTS / name).write_bytes(b"")  # placeholders: the report never opens them
+    best = max(history, key=lambda r: r["val_acc"])
+    failed = status == "failed"
+    values = {f"{split}_{m}": best[f"{'val' if split == 'best_val' else 'train'}_{m}"]
+              for split in ("best_val", "train") for m in ("loss", "acc")}
+    values.update({f"test_{m}": None if failed else best[f"val_{m}"] * 0.99 for m in ("loss", "acc")})
+    result = rundir.RunResult(status=status, monitor="val_acc", direction="maximize", task="binary",
+                              best_epoch=best["epoch"], objective=None if failed else best["val_acc"],
+                              epochs_completed=epochs, seconds=0.8 * epochs, values=values,
+                              error="training diverged (train_loss=nan); lower optimizer.lr" if failed else None)
+    rundir.write_result(job_dir, result)
+    return result.to_json()
+
+
+def _grid(n_configs: int) -> list[dict[str, Any]]:
+    """The first n_configs points of FAKE_GRID's product, using as few keys (and values of the last) as fit."""
+    import itertools
+
+    keys, size = [], 1
+    for key, values in FAKE_GRID.items():
+        keys.append(key)
+        if size * len(values) >= n_configs:
+            break
+        size *= len(values)
+    lists = [FAKE_GRID[k] for k in keys]
+    lists[-1] = lists[-1][: -(-n_configs // size)]
+    return [dict(zip(keys, p)) for p in itertools.product(*lists)][:n_configs]
+
+
+def write_sweep(sweep_dir: Path, n_runs: int, seeds: int = 1, epochs: int = 15, rng_seed: int = 0) -> Path:
+    """A basic multirun's folder (`-m key=a,b,... seed=1,..,seeds`) of n_runs binary-classification jobs, as
+    sweep.train leaves it, without training: for the report's tests and for looking at its figures. Each
+    configuration's seeds scatter around its true quality with a standard deviation of 0.004."""
+    import yaml
+
+    rng = np.random.default_rng(rng_seed)
+    configs = _grid(max(1, -(-n_runs // seeds)))
+    points = [(c, s) for c in configs for s in range(1, seeds + 1)][:n_runs]
+    swept = {k: [v for v in FAKE_GRID[k] if any(c[k] == v for c, _ in points)] for k in configs[0]}
+    task = [f"{k}={','.join(map(str, v))}" for k, v in swept.items()]
+    task += [f"seed={','.join(map(str, range(1, seeds + 1)))}"] if seeds > 1 else []
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
+        "overrides": {"task": task, "hydra": []}}}))
+    for n, (config, seed) in enumerate(points):
+        overrides = [f"{k}={v}" for k, v in config.items()] + ([f"seed={seed}"] if seeds > 1 else [])
+        quality = _fake_quality(config) + float(rng.normal(0, 0.004))
+        _write_fake_job(sweep_dir / f"job_{n}", overrides, sweep_dir.parent, quality, epochs, "completed", rng)
+    return sweep_dir
+
+
+def write_optuna_sweep(sweep_dir: Path, n_trials: int, epochs: int = 15, rng_seed: int = 0) -> Path:
+    """An Optuna sweep's folder (search=optuna's space: lr searched on a log scale, momentum and num_hidden
+    on linear ones, batch size a choice) of n_trials random-search trials, without training: a real Optuna
+    study in study.db (its space recorded as the sweeper records it), trials.csv and
+    optimization_results.yaml as the sweeper writes them, trial folders with trial.json. Every tenth trial
+    is pruned after 3 epochs (its value: the last one reported), every 25th fails after 4."""
+    import json
+
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from sweep import rundir
+    from sweep.space import parse_space, space_record
+    from sweep.study import DIR_ATTR, FAILURE_ATTR, FIXED_ATTR, SPACE_ATTR, write_results
+
+    searched = {"model.num_hidden": "int(interval(8, 256))", "optimizer.lr": "tag(log, interval(1e-4, 0.3))",
+                "optimizer.momentum": "interval(0.0, 0.99)", "data.batch_size": "choice(16, 32, 64, 128)"}
+    space = parse_space(searched, [])
+    rng = np.random.default_rng(rng_seed)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="fake", storage=url, direction="maximize")
+    study.set_user_attr(FIXED_ATTR, {"data.root": "/data/mnist"})
+    study.set_user_attr(SPACE_ATTR, space_record(space))
+    states = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+    for number in range(n_trials):
+        params = {"model.num_hidden": int(rng.integers(8, 257)),
+                  "optimizer.lr": float(10 ** rng.uniform(-4, np.log10(0.3))),
+                  "optimizer.momentum": float(rng.uniform(0.0, 0.99)),
+                  "data.batch_size": int(rng.choice([16, 32, 64, 128]))}
+        status = "failed" if number % 25 == 24 else "pruned" if number % 10 == 9 else "completed"
+        name = f"trial_{number:04d}"
+        metrics = _write_fake_job(sweep_dir / name, [f"{k}={v}" for k, v in params.items()], sweep_dir.parent,
+                                  _fake_quality(params) + float(rng.normal(0, 0.004)),
+                                  {"pruned": 3, "failed": 4}.get(status, epochs), status, rng, searched)
+        value = None if status == "failed" else metrics["best_val_acc"]
+        attrs = {DIR_ATTR: name, **({FAILURE_ATTR: metrics["error"]} if status == "failed" else {})}
+        study.add_trial(create_trial(params=params, distributions=space.distributions, state=states[status],
+                                     value=value, user_attrs=attrs,
+                                     intermediate_values={3: value} if status == "pruned" else None))
+        (sweep_dir / name / rundir.TRIAL).write_text(json.dumps({
+            "number": number, "study_name": "fake", "storage": url, "params": params,
+            "state": states[status].name, "value": value}))
+    write_results(study, sweep_dir, url)
+    return sweep_dir

@@ -15,7 +15,7 @@ from torch import nn
 
 from sweep.data import as_tensors, split_length
 from sweep.device import Compute
-from sweep.errors import TrainingDiverged
+from sweep.errors import TrainingDiverged, UserError
 from sweep.tasks import Accumulator, Task
 
 EVAL_BATCH = 1024  # evaluation batches (at least the training batch size): no gradients, so larger
@@ -80,9 +80,15 @@ class Loader:
             self.dataset, batch_size=size, shuffle=shuffle, num_workers=self.num_workers,
             generator=epoch_generator(self.seed, epoch),  # also seeds each worker: (seed, epoch, worker)
             pin_memory=self.device.type == "cuda", persistent_workers=False)
-        for xb, yb in loader:
-            yield (xb.to(self.device, non_blocking=True),
-                   self.task.targets(torch.as_tensor(yb)).to(self.device, non_blocking=True))
+        try:
+            for xb, yb in loader:
+                yield (xb.to(self.device, non_blocking=True),
+                       self.task.targets(torch.as_tensor(yb)).to(self.device, non_blocking=True))
+        except UserError as e:  # from a worker process, torch adds the worker's traceback: keep our line
+            lines = str(e).strip().splitlines()
+            if len(lines) <= 1:
+                raise
+            raise type(e)(lines[-1].split(": ", 1)[-1]) from None
 
 
 @torch.no_grad()

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 NAMES = {"loss": "Loss", "acc": "Accuracy", "rmse": "RMSE", "mae": "MAE"}
 LOG_RATIO = 30.0  # a positive, non-accuracy panel whose values span this factor gets a log axis
 DPI = 100
+TITLE_PT, LABEL_PT = 12.0, 8.0  # font sizes: the title, the "val 0.xxx" label
+LABEL_OFFSETS_PT = (8.0, 24.0, 48.0)  # how far from its point the label may sit, nearest first
+MAX_TITLE_LINES = 3
+LINE_IN = 0.2  # the height of one more title line, in inches
 
 
 def metric_label(metric: str) -> str:
@@ -40,15 +44,16 @@ def panel_metrics(history: list[dict], monitor: str) -> list[str]:
     return ["loss"] if other is None else ["loss", other]
 
 
-def readable_log_axis(ax: Axes, lo: float, hi: float) -> None:
-    """A log y axis labelled with plain numbers (0.5, 1, 2, 5, 10 rather than 10^0, 10^1)."""
+def readable_log_axis(ax: Axes, lo: float, hi: float, axis: str = "y") -> None:
+    """A log axis ("x" or "y") labelled with plain numbers (0.5, 1, 2, 5, 10 rather than 10^0, 10^1)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    ax.set_yscale("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) < 2.5 else (1.0,)
-    ax.yaxis.set_major_locator(LogLocator(subs=subs))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    target.set_major_locator(LogLocator(subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def _number(value: object) -> float:
@@ -75,27 +80,74 @@ def _panel(ax: Axes, history: list[dict], metric: str, best_epoch: Optional[int]
     finite = [y for ys in series.values() for y in ys if not math.isnan(y)]
     if metric != "acc" and finite and min(finite) > 0 and max(finite) / min(finite) >= LOG_RATIO:
         readable_log_axis(ax, min(finite), max(finite))
+    first, last = (epochs[0], epochs[-1]) if epochs else (1, 1)
+    pad = max(0.5, 0.03 * (last - first))
+    ax.set_xlim(first - pad, last + pad)
+    # Whole epochs only: a one-epoch run gets the one tick 1 (never 0.96 ... 1.04).
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if best_epoch in epochs:
         y = series["val"][epochs.index(best_epoch)]
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, zorder=1)
         if not math.isnan(y):
             ax.plot([best_epoch], [y], ls="none", marker="o", ms=8, mfc="none", mec="black", mew=1.5, zorder=4)
-            # Text on the side of the point with more room: never across the frame.
-            lo, hi = ax.get_ylim()
-            scale = (lambda v: math.log(v)) if ax.get_yscale() == "log" else (lambda v: v)
-            upper = (scale(y) - scale(lo)) / ((scale(hi) - scale(lo)) or 1.0) > 0.5
-            right = len(epochs) > 1 and best_epoch > (epochs[0] + epochs[-1]) / 2
-            ax.annotate(f"val {_value_text(y)}", (best_epoch, y), textcoords="offset points",
-                        xytext=(-8 if right else 8, -12 if upper else 8), ha="right" if right else "left",
-                        va="top" if upper else "bottom", fontsize=8,
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8}, zorder=5)
-    first, last = (epochs[0], epochs[-1]) if epochs else (1, 1)
-    pad = max(0.5, 0.03 * (last - first))
-    ax.set_xlim(first - pad, last + pad)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: one tick, 1
+            _label_point(ax, best_epoch, y, f"val {_value_text(y)}")
     name = metric_label(metric)
     ax.set(xlabel="Epoch", ylabel=name, title=name + (" (monitored)" if monitored else ""))
     ax.grid(alpha=0.3)
+
+
+def _label_point(ax: Axes, x: float, y: float, text: str) -> None:
+    """Write `text` near (x, y), in the nearest place that lies inside the axes and covers no curve (else the
+    fewest curve points); a label set further off gets a thin leader line to its point.
+
+    The text's size is estimated from its length (no renderer, no layout pass: a sweep draws this figure
+    once per job), so the choice costs nothing beside the drawing itself.
+    """
+    import numpy as np
+
+    ax.get_ylim()  # settles the autoscaled limits, so that transData maps to the final place
+    scale = ax.figure.dpi / 72
+    px, py = ax.transData.transform((x, y))
+    box = ax.bbox
+    w, h = (LABEL_PT * 0.62 * len(text) + 6) * scale, LABEL_PT * 1.6 * scale
+    samples = []
+    for line in ax.get_lines():
+        xy = line.get_transform().transform(line.get_xydata())
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if len(xy) > 1:
+            t = np.linspace(0.0, 1.0, 25)[:, None, None]
+            samples.append((xy[:-1] + t * (xy[1:] - xy[:-1])).reshape(-1, 2))
+        samples.append(xy)
+    cloud = np.concatenate(samples)
+
+    def cost(place: tuple[float, float]) -> tuple[bool, int, float]:
+        dx, dy = place[0] * scale, place[1] * scale
+        x0 = px + dx if dx > 0 else px + dx - w
+        y0 = py + dy if dy > 0 else py + dy - h
+        inside = box.x0 <= x0 and x0 + w <= box.x1 and box.y0 <= y0 and y0 + h <= box.y1
+        under = (cloud[:, 0] >= x0) & (cloud[:, 0] <= x0 + w) & (cloud[:, 1] >= y0) & (cloud[:, 1] <= y0 + h)
+        return not inside, int(under.sum()), math.hypot(*place)
+
+    places = [(sx * ox, sy * oy) for oy in LABEL_OFFSETS_PT for ox in LABEL_OFFSETS_PT for sx, sy in
+              ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+    dx, dy = min(places, key=cost)
+    leader = {"arrowstyle": "-", "color": "grey", "lw": 0.6} if max(abs(dx), abs(dy)) > LABEL_OFFSETS_PT[0] else None
+    ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), arrowprops=leader,
+                ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top", fontsize=LABEL_PT,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8}, zorder=5)
+
+
+def title_lines(title: str, width_in: float, fontsize: float = TITLE_PT, max_lines: int = MAX_TITLE_LINES) -> list[str]:
+    """`title` wrapped to the figure's width (at most max_lines lines; beyond, the middle is cut and the end,
+    a run's status, kept), so that a long title is never clipped at the figure's edges."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72 / (0.66 * fontsize)))  # wide for an average character
+    lines = textwrap.wrap(title, chars, break_on_hyphens=False) or [""]
+    if len(lines) > max_lines:
+        tail = lines[-1] if len(lines[-1]) <= chars - 2 else lines[-1][-(chars - 2):]
+        lines = [*lines[: max_lines - 1], "… " + tail]
+    return lines
 
 
 def curves_figure(history: list[dict], best_epoch: Optional[int], monitor: str, title: str = "") -> Figure:
@@ -104,9 +156,14 @@ def curves_figure(history: list[dict], best_epoch: Optional[int], monitor: str, 
     from matplotlib.lines import Line2D
 
     metrics = panel_metrics(history, monitor)
-    fig = Figure(figsize=(5 * len(metrics), 4.4))
-    fig.subplots_adjust(left=0.08 if len(metrics) > 1 else 0.14, right=0.98, bottom=0.12, top=0.8,
-                        wspace=0.25)  # fixed margins: layout engines cost as much as the drawing
+    width = 5.0 * len(metrics)
+    lines = title_lines(title, width - 0.3)
+    extra = LINE_IN * (len(lines) - 1)  # the figure grows with the title; the panels keep their size
+    height = 4.4 + extra
+    fig = Figure(figsize=(width, height))
+    # Fixed margins in inches (layout engines cost as much as the drawing): title, legend, panel titles.
+    fig.subplots_adjust(left=0.08 if len(metrics) > 1 else 0.14, right=0.98, bottom=0.53 / height,
+                        top=1 - (0.88 + extra) / height, wspace=0.25)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         _panel(ax, history, metric, best_epoch, monitored=f"val_{metric}" == monitor)
@@ -118,13 +175,14 @@ def curves_figure(history: list[dict], best_epoch: Optional[int], monitor: str, 
                                                  mec="black")]
     # One legend above both panels: it never covers a curve, and costs no placement search.
     fig.legend(handles=handles, labels=["Train", "Validation", selected], loc="upper center",
-               bbox_to_anchor=(0.5, 0.93), ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(title)
+               bbox_to_anchor=(0.5, 1 - (0.31 + extra) / height), ncol=3, fontsize=8, frameon=False)
+    fig.suptitle("\n".join(lines), y=1 - 0.09 / height, fontsize=TITLE_PT, linespacing=1.15)
     return fig
 
 
 def draw_curves(history: list[dict], best_epoch: int, path: Path, monitor: str, title: str = "") -> None:
-    """Write curves.png atomically: loss, then the monitored metric, per epoch, the selected epoch marked."""
+    """Write curves.png atomically: loss, then the monitored metric, per epoch, the selected epoch marked.
+    `title` (the run's swept values and status, say) is wrapped to the figure's width."""
     fig = curves_figure(history, best_epoch, monitor, title)
     # zlib level 1: a third of level 6's time for a few per cent more bytes
     atomic_write_with(Path(path), lambda p: fig.savefig(p, dpi=DPI, pil_kwargs={"compress_level": 1}))

@@ -237,6 +237,40 @@ def resume_state(run_dir: Path, config: dict, resume: bool) -> tuple[Optional[di
     return state, interrupted
 
 
+# Overrides that say how a run was launched or where its files are, not what it trains.
+LAUNCH_KEYS = ("resume", "search", "data.root", "data.path")
+
+
+def swept_values(run_dir: Path) -> list[str]:
+    """What sets this run apart, from Hydra's record: in a sweep's job, its values of the swept keys (comma
+    lists, choice(), range() or interval() on the command line, and hydra.sweeper.params); in a single run,
+    the command line's overrides. Launch keys (hydra.*, resume, data folders) are left out."""
+    import yaml
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        task = [str(o) for o in yaml.safe_load((run_dir / HYDRA / OVERRIDES).read_text()) or []]
+        hydra = yaml.safe_load((run_dir / HYDRA / HYDRA_RECORD).read_text())["hydra"]
+        swept: Optional[set[str]] = None
+        if hydra.get("mode") == "MULTIRUN":
+            swept = set((hydra.get("sweeper") or {}).get("params") or {})
+            master = Path(hydra["runtime"]["cwd"]) / hydra["sweep"]["dir"] / MULTIRUN  # Hydra's basic sweeper's
+            if master.is_file():
+                given = yaml.safe_load(master.read_text())["hydra"]["overrides"]["task"] or []
+                swept |= {o.get_key_element() for o in OverridesParser.create().parse_overrides([str(g) for g in given])
+                          if o.is_sweep_override()}
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError, HydraException):
+        return []
+    values = []
+    for o in task:
+        key = o.partition("=")[0].lstrip("+~")
+        if (swept is None or key in swept) and not key.startswith("hydra") and key not in LAUNCH_KEYS:
+            values.append(o)
+    return values
+
+
 @dataclass
 class LaunchRecord:
     """How Hydra started a run or a sweep, from its record (RUN_DIR/.hydra/ or SWEEP_DIR/multirun.yaml):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweep import checkpoint, device, rundir
+from sweep import checkpoint, device, rundir, trial
 from sweep.build import Prepared, build_model, build_optimizer, build_scheduler, interval, prepare, split
 from sweep.errors import CheckpointError, RunDirError, TrainingDiverged
 from sweep.loop import Loader, evaluate, is_better, select_best_epoch, train_epoch
@@ -93,15 +93,17 @@ def _writing(run_dir: Path, what: str) -> Iterator[None]:
 
 def _write_epoch(prep: Prepared, run_dir: Path, state: dict, improved: bool, history: list[dict],
                  curve: list[dict]) -> None:
-    """Checkpoint files (epoch, best, last: in that order, so last.pt never points past best.pt), then history."""
+    """Checkpoint files (epoch, best, last: in that order, so last.pt never points past best.pt), then history.
+    With no epoch files kept, none is written: a kill before last.pt then redoes the epoch, bit for bit."""
     ckpt_dir = run_dir / rundir.CHECKPOINTS
-    paths = [checkpoint.epoch_path(ckpt_dir, state["epoch"])]
+    keep = checkpoint.epoch_files_kept(prep.cfg.trainer.keep_checkpoints, trial.current() is not None)
+    paths = [] if keep == 0 else [checkpoint.epoch_path(ckpt_dir, state["epoch"])]
     if improved:
         paths.append(ckpt_dir / rundir.BEST)
     paths.append(ckpt_dir / rundir.LAST)
     with _writing(run_dir, f"the checkpoint of epoch {state['epoch']}"):
         checkpoint.save(state, paths)
-        checkpoint.prune_epoch_files(ckpt_dir, prep.cfg.trainer.keep_checkpoints)
+        checkpoint.prune_epoch_files(ckpt_dir, keep)
         rundir.write_history(run_dir, history, prep.task.metric_names)
         if prep.cfg.trainer.eval_every:
             rundir.write_iterations(run_dir, curve, prep.task.metrics[0].name)
@@ -125,8 +127,15 @@ def train(cfg: DictConfig, run_dir: Path | str, epoch_hook: Optional[EpochHook] 
         state, interrupted = rundir.resume_state(run_dir, resolved, cfg.resume)
         return _run(prep, run_dir, state, interrupted, resolved, epoch_hook)
     except KeyboardInterrupt:
-        saved = checkpoint.epoch_files(run_dir / rundir.CHECKPOINTS)[-1:]  # what resume=true will start from
-        raise Interrupted(run_dir, saved[0][0] if saved else 0) from None
+        raise Interrupted(run_dir, _epochs_saved(run_dir / rundir.CHECKPOINTS)) from None
+
+
+def _epochs_saved(ckpt_dir: Path) -> int:
+    """The epoch that resume=true will start after: the newest epoch file's, else last.pt's."""
+    saved = checkpoint.epoch_files(ckpt_dir)[-1:]
+    if saved:
+        return saved[0][0]
+    return checkpoint.load(ckpt_dir / rundir.LAST)["epoch"] if (ckpt_dir / rundir.LAST).exists() else 0
 
 
 def _stored(run_dir: Path, stored: RunResult, monitor: str) -> RunResult:
@@ -136,7 +145,7 @@ def _stored(run_dir: Path, stored: RunResult, monitor: str) -> RunResult:
         raise TrainingDiverged(stored.error or "the stored run failed")
     last = run_dir / rundir.CHECKPOINTS / rundir.LAST
     if not (run_dir / rundir.CURVES).exists() and last.exists():  # killed before its figure was drawn
-        _draw(run_dir, checkpoint.load(last)["history"], stored.best_epoch, monitor)
+        _draw(run_dir, checkpoint.load(last)["history"], stored.best_epoch, monitor, stored.status)
     log.info("results in %s", run_dir)
     return stored
 
@@ -231,7 +240,7 @@ def _run(prep: Prepared, run_dir: Path, state: Optional[dict], interrupted: bool
     test = evaluate_selected(prep, run_dir / rundir.CHECKPOINTS / rundir.BEST, best_epoch)
     result = _result(prep, history, "pruned" if stopped_early else "completed",
                      wall_before + time.perf_counter() - started, test=test)
-    _draw(run_dir, history, best_epoch, monitor)
+    _draw(run_dir, history, best_epoch, monitor, result.status)
     with _writing(run_dir, rundir.METRICS):
         rundir.write_result(run_dir, result)
     _warn_if_trivial(prep, result)
@@ -242,14 +251,26 @@ def _run(prep: Prepared, run_dir: Path, state: Optional[dict], interrupted: bool
     return result
 
 
-def _draw(run_dir: Path, history: list[dict], best_epoch: int, monitor: str) -> None:
-    """curves.png; a figure that cannot be drawn is a warning, never a failed run."""
+def _draw(run_dir: Path, history: list[dict], best_epoch: int, monitor: str, status: str) -> None:
+    """curves.png, titled with what sets the run apart and its status; a figure that cannot be drawn is a
+    warning, never a failed run."""
     from sweep.plots import draw_curves
 
+    title = f"{' '.join(_shown(o) for o in rundir.swept_values(run_dir)) or run_dir.name} · {status}"
     try:
-        draw_curves(history, best_epoch, run_dir / rundir.CURVES, monitor, title=run_dir.name)
+        draw_curves(history, best_epoch, run_dir / rundir.CURVES, monitor, title=title)
     except Exception as e:
         log.warning("cannot draw %s: %s: %s", run_dir / rundir.CURVES, type(e).__name__, e)
+
+
+def _shown(override: str) -> str:
+    """"optimizer.lr=0.041921636" as "optimizer.lr=0.0419": a title to read, not to copy."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.3g}" if any(c in value for c in ".eE") else override
 
 
 def _warn_if_trivial(prep: Prepared, result: RunResult) -> None:

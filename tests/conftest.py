@@ -19,6 +19,10 @@ from sweep import checkpoint
 from sweep.fake_data import write_csv, write_dataset, write_image_folder
 
 REPO = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("SWEEP_TEST_POSTGRES_URL")
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES_URL, reason="needs a PostgreSQL server: set SWEEP_TEST_POSTGRES_URL=postgresql://USER:PASSWORD@"
+    "127.0.0.1:PORT/DB (on Debian, as root, eval \"$(bash .ci/start-postgres)\" starts a throw-away one)")
 
 
 @pytest.fixture(scope="session")

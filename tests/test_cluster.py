@@ -141,6 +141,7 @@ def test_sweep_train_runs_through_submitit_local(idx_root, tmp_path):
 # --------------------------------------------------------------------------- the journal backend
 
 
+@pytest.mark.slow
 def test_journal_storage_is_written_and_continued(tmp_path):
     sweep_dir = tmp_path / "j"
     first = quadratic(sweep_dir, "hydra.sweeper.storage=journal", "hydra.sweeper.n_trials=2")

@@ -49,6 +49,7 @@ def wait_for_api(base: str, server: subprocess.Popen, log: Path, timeout: float 
     raise AssertionError(f"optuna-dashboard did not answer within {timeout}s: {log.read_text()}")
 
 
+@pytest.mark.slow
 def test_dashboard_serves_the_sweeps_study(tmp_path):
     if not DASHBOARD.exists():
         pytest.skip(f"no optuna-dashboard console script beside {sys.executable}: pip install -e \".[dashboard]\"")

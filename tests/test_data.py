@@ -1,11 +1,12 @@
-"""The built-in data modules, on small files written here and read by the real readers (torchvision's
-IDX, CIFAR-10 and ImageFolder code, pandas): no download, no mock of the formats."""
+"""The built-in data modules, on small files written here and read by the real readers (sweep's IDX reader,
+torchvision's CIFAR-10 and ImageFolder code, pandas): no mock of the formats. Downloads: test_downloads.py."""
 
 import gzip
+import hashlib
 import inspect
+import pickle
 import shutil
 from pathlib import Path
-from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -152,35 +153,6 @@ def test_torchvision_layout(tmp_path, idx_root):
     assert torch.equal(x, fx) and torch.equal(y, fy)
 
 
-def test_download_goes_through_torchvision(tmp_path, idx_root, monkeypatch):
-    """torchvision's own download code runs, with the network replaced by a copy of local files."""
-    import torchvision.datasets.mnist as tv_mnist
-    from torchvision.datasets.utils import extract_archive
-
-    def fetch(url, download_root, filename, md5):
-        shutil.copy(idx_root / filename, Path(download_root) / filename)
-        extract_archive(str(Path(download_root) / filename))
-
-    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", fetch)
-    module = MNIST(root=str(tmp_path / "dl"), download=True, train_size=100, val_size=100)
-    x, _ = module.train_dataset()
-    assert (tmp_path / "dl" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
-    assert torch.equal(x, mnist(idx_root, train_size=100, val_size=100).train_dataset()[0])
-    assert len(module.test_dataset()[1]) == 200
-
-
-def test_failed_download(tmp_path, monkeypatch):
-    import torchvision.datasets.mnist as tv_mnist
-
-    def offline(*args, **kwargs):
-        raise URLError("no route to host")
-
-    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
-    with pytest.raises(DataError, match="could not download mnist into .* \\(no network\\?\\): put the four") as e:
-        MNIST(root=str(tmp_path / "dl"), download=True).train_dataset()
-    one_line(e)
-
-
 def test_raw_split_is_read_once_per_process(idx_root):
     idx.load_raw.cache_clear()
     for _ in range(3):
@@ -188,7 +160,7 @@ def test_raw_split_is_read_once_per_process(idx_root):
         module.train_dataset()
         module.val_dataset()
     info = idx.load_raw.cache_info()
-    assert info.misses == 1 and info.hits == 5  # the test split is checked, not read
+    assert info.misses == 2 and info.hits == 7  # each split read once: the test split checked before training
 
 
 def test_missing_data_without_download(tmp_path):
@@ -218,52 +190,91 @@ def test_missing_test_split_is_found_before_training(tmp_path, idx_root):
     one_line(e)
 
 
-def test_corrupt_idx_file_is_named(tmp_path):
-    root = write_dataset(tmp_path / "bad", 20, 10)
-    (root / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
-    with pytest.raises(DataError, match="cannot read IDX file .*train-images-idx3-ubyte.gz") as e:
+# ------------------------------------------------------------------------------------------ bad IDX files
+
+IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+MAGIC_IMAGES = "expected the magic number 0x00000803 of IDX images"
+
+
+def _idx(tmp: Path, array) -> bytes:
+    """The bytes of an IDX file of the array, as fake_data's writer makes them."""
+    return write_idx(tmp / "spare", np.asarray(array, np.uint8), compress=False).read_bytes()
+
+
+def _gz_header_says(tmp: Path, n: int) -> bytes:
+    """A gzip file whose IDX header claims n images but holds 20: a damaged size is never allocated."""
+    good = _idx(tmp, np.zeros((20, 28, 28)))
+    return gzip.compress(good[:4] + n.to_bytes(4, "big") + good[8:])
+
+
+def _with_label(tmp: Path, value: int) -> bytes:
+    labels = make_digits(20, seed=0)[1]
+    labels[4] = value
+    return _idx(tmp, labels)
+
+
+# (file spoiled, its new bytes from (its good bytes, a scratch folder), what the error must say)
+BAD_IDX = {
+    "empty": (IMAGES, lambda b, t: b"", "is empty: replace it with a good copy"),
+    "three bytes": (IMAGES, lambda b, t: b[:3], "is 3 bytes long, too short for an IDX magic number"),
+    "not IDX": (IMAGES, lambda b, t: b"PK\x03\x04" + b[4:], f"is not an IDX file ({MAGIC_IMAGES}, found 0x504B0304)"),
+    "float elements": (IMAGES, lambda b, t: b"\0\0\x0d\x03" + b[4:],
+                       (f"holds elements of type 0x0D (float), but MNIST images are unsigned bytes ({MAGIC_IMAGES}, "
+                        "found 0x00000D03)")),
+    "labels as images": (IMAGES, lambda b, t: _idx(t, np.zeros(20)),
+                         (f"has 1 dimension(s), where IDX images have 3 ({MAGIC_IMAGES}, found 0x00000801): it holds "
+                          "labels: check that the files are not swapped")),
+    "images as labels": (LABELS, lambda b, t: _idx(t, np.zeros((20, 28, 28))),
+                         ("has 3 dimension(s), where IDX labels have 1 (expected the magic number 0x00000801 of IDX "
+                          "labels, found 0x00000803): it holds images")),
+    "short header": (IMAGES, lambda b, t: b[:10],
+                     "is truncated: 10 bytes, shorter than the 16-byte header of IDX images"),
+    "truncated data": (IMAGES, lambda b, t: b[:1016],
+                       "is truncated: its header says 20x28x28 = 15680 bytes of data, but it holds 1000"),
+    "trailing bytes": (IMAGES, lambda b, t: b + bytes(5), "holds 5 bytes after the 20x28x28 = 15680 its header says"),
+    "damaged count": (IMAGES, lambda b, t: b[:4] + (2**32 - 1).to_bytes(4, "big") + b[8:],
+                      "its header says 4294967295x28x28 = 3367254359280 bytes of data, but it holds 15680"),
+    "32x32 images": (IMAGES, lambda b, t: _idx(t, np.zeros((20, 32, 32))),
+                     "holds images of 32x32 pixels, but MNIST and Fashion-MNIST images are 28x28"),
+    "label 12": (LABELS, lambda b, t: _with_label(t, 12),
+                 "holds the label 12 (item 4), but MNIST and Fashion-MNIST labels are 0 to 9"),
+    "fewer labels": (LABELS, lambda b, t: _idx(t, np.zeros(19)), "holds 19 labels: replace them with a matching pair"),
+    "test split": ("t10k-labels-idx1-ubyte", lambda b, t: b[:12], "is truncated"),  # found before training
+    "not gzip": (IMAGES + ".gz", lambda b, t: b"<html>Not Found</html>",
+                 "is named .gz but is not gzip-compressed: replace it with a good copy"),
+    "plain, named .gz": (IMAGES + ".gz", lambda b, t: gzip.decompress(b),
+                         "is named .gz but is not gzip-compressed: it is a plain IDX file; remove .gz from its name"),
+    "truncated gzip": (IMAGES + ".gz", lambda b, t: b[: len(b) // 2],
+                       "is a truncated gzip file (it ends before its compressed data does)"),
+    "damaged gzip": (IMAGES + ".gz", lambda b, t: b[:-8] + bytes([b[-8] ^ 0xFF]) + b[-7:],
+                     "is a damaged gzip file (CRC check failed"),
+    "damaged count, gzip": (IMAGES + ".gz", lambda b, t: _gz_header_says(t, 2**31),
+                            "its header says 2147483648x28x28 = 1683627180032 bytes of data, but it holds 15680"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IDX))
+def test_bad_idx_file_is_named_with_what_is_wrong(tmp_path, case):
+    name, spoil, problem = BAD_IDX[case]
+    root = write_dataset(tmp_path / "idx", 20, 10, compress=name.endswith(".gz"))
+    path = root / name
+    path.write_bytes(spoil(path.read_bytes(), tmp_path))
+    with pytest.raises(DataError) as e:
         mnist(root, train_size=5, val_size=5).train_dataset()
-    one_line(e)
-    (root / "train-images-idx3-ubyte.gz").unlink()
-    write_idx(root / "train-images-idx3-ubyte", np.zeros((20, 28), np.uint8), compress=False)  # 2-d, not 3-d
-    with pytest.raises(DataError, match="cannot read IDX file .*train-images-idx3-ubyte \\(ValueError.*replace it"):
-        mnist(root, train_size=5, val_size=5).train_dataset()
+    msg = one_line(e)
+    assert str(path) in msg and problem in msg, msg
 
 
-def test_fashion_mnist_defaults_to_debian_folder(monkeypatch, tmp_path):
-    monkeypatch.delenv("SWEEP_DATA_DIR", raising=False)
-    monkeypatch.setattr(idx, "DEBIAN_FASHION_MNIST", write_dataset(tmp_path / "debian", 30, 10))
-    module = FashionMNIST(download=False, train_size=20, val_size=10)
-    assert module.root == tmp_path / "debian" and module.task == "multiclass" and module.num_classes == 10
-    assert len(module.train_dataset()[1]) == 20
-    monkeypatch.setenv("SWEEP_DATA_DIR", str(tmp_path / "elsewhere"))
-    assert module.root == tmp_path / "elsewhere" / "fashion_mnist"
-    monkeypatch.delenv("SWEEP_DATA_DIR")
-    monkeypatch.chdir(tmp_path)
-    assert MNIST().root == tmp_path / "data" / "mnist"  # no Debian fallback for MNIST
+def test_idx_reader_is_torchvisions_format(idx_root, tmp_path):
+    """The same tensors as torchvision's own IDX readers, which sweep used before."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
 
-
-def test_sweep_data_dir_holds_one_subfolder_per_dataset(monkeypatch, tmp_path):
-    monkeypatch.setenv("SWEEP_DATA_DIR", str(tmp_path / "datasets"))
-    write_dataset(tmp_path / "datasets" / "mnist", 40, 10)
-    assert len(MNIST(download=False, train_size=20, val_size=20).train_dataset()[1]) == 20
-    # Fashion-MNIST never reads the digits beside it: its own subfolder is missing
-    with pytest.raises(DataError, match="no fashion_mnist data in .*datasets/fashion_mnist"):
-        FashionMNIST(download=False, train_size=20, val_size=20).train_dataset()
-
-
-@pytest.mark.parametrize("layout", ["flat", "torchvision"])
-def test_sweep_data_dir_holding_the_files_itself_is_refused(monkeypatch, tmp_path, layout):
-    parent = tmp_path / "datasets"
-    write_dataset(parent if layout == "flat" else parent / "MNIST" / "raw", 40, 10)
-    monkeypatch.setenv("SWEEP_DATA_DIR", str(parent))
-    for cls in (MNIST, FashionMNIST):
-        with pytest.raises(DataError, match=f"SWEEP_DATA_DIR={parent} holds IDX files itself, but it is now a "
-                                            f"parent folder with one subfolder per dataset: move the files into "
-                                            f"{parent / cls.name}/") as e:
-            cls(download=False, train_size=20, val_size=20).train_dataset()
-        one_line(e)
-    assert len(MNIST(root=str(parent), download=False, train_size=20, val_size=20).train_dataset()[1]) == 20
+    for gz in idx_root.glob("train-*.gz"):
+        (tmp_path / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+    images, labels = idx.load_raw(tmp_path / IMAGES, tmp_path / LABELS)
+    assert torch.equal(images, read_image_file(str(tmp_path / IMAGES)))
+    assert torch.equal(labels, read_label_file(str(tmp_path / LABELS)))
+    assert images.dtype == torch.uint8 and labels.dtype == torch.int64 and images.shape == (600, 28, 28)
 
 
 # ------------------------------------------------------------------------------------------------ CIFAR-10
@@ -323,7 +334,7 @@ def test_cifar10_augmentation_is_for_training_only_and_follows_torch_seed(cifar_
     assert torch.allclose(plain.train_dataset()[3][0], _normalised(images[3]), atol=1e-6)
 
 
-def test_cifar10_errors(cifar_root, tmp_path, monkeypatch):
+def test_cifar10_errors(cifar_root, tmp_path):
     with pytest.raises(DataError, match="data.train_size \\+ data.val_size = 70 exceeds the 60 images") as e:
         CIFAR10(root=str(cifar_root), download=False, train_size=50, val_size=20).train_dataset()
     one_line(e)
@@ -332,20 +343,12 @@ def test_cifar10_errors(cifar_root, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="no CIFAR-10 data in .*cifar-10-batches-py.*data.download=true") as e:
         CIFAR10(root=str(tmp_path / "none"), download=False).train_dataset()
     one_line(e)
-    (cifar_root / "cifar-10-batches-py" / "test_batch").unlink()
+    batch = cifar_root / "cifar-10-batches-py" / "test_batch"
+    batch.unlink()
     vision._load_cifar10.cache_clear()
-    with pytest.raises(DataError, match="no CIFAR-10 data"):  # a missing test batch fails before training
+    with pytest.raises(DataError) as e:  # a missing test batch fails before training
         CIFAR10(root=str(cifar_root), download=False, train_size=5, val_size=5).train_dataset()
-
-    import torchvision.datasets.cifar as tv_cifar
-
-    def offline(*args, **kwargs):
-        raise URLError("no route to host")
-
-    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
-    with pytest.raises(DataError, match="could not download cifar10 into .*no network") as e:
-        CIFAR10(root=str(tmp_path / "dl"), download=True).train_dataset()
-    one_line(e)
+    assert one_line(e) == f"CIFAR-10 file {batch} is missing: extract cifar-10-python.tar.gz in {cifar_root} again"
     with pytest.raises(ConfigError, match="data.val_size=0 is out of range"):
         CIFAR10(val_size=0)
 
@@ -353,8 +356,48 @@ def test_cifar10_errors(cifar_root, tmp_path, monkeypatch):
 def test_cifar10_official_md5_sums_reject_foreign_files(tmp_path):
     write_cifar10(tmp_path / "c", 10, 5)
     vision._load_cifar10.cache_clear()
-    with pytest.raises(DataError, match="missing or corrupted"):
-        CIFAR10(root=str(tmp_path / "c"), download=False).train_dataset()
+    with pytest.raises(DataError) as e:
+        CIFAR10(root=str(tmp_path / "c"), download=True).train_dataset()
+    folder = tmp_path / "c" / "cifar-10-batches-py"
+    assert one_line(e) == (f"CIFAR-10 file {folder / 'data_batch_1'} does not match the official file's md5 sum "
+                           f"(damaged, or not CIFAR-10's): extract cifar-10-python.tar.gz in {tmp_path / 'c'} again, "
+                           f"or delete {folder} to download it")
+
+
+def _batch(n: int = 12, **changes) -> dict:
+    """A CIFAR-10 training batch as the official files hold it (unpickled), with some entries changed."""
+    data, labels = make_cifar_images(n, seed=5)
+    return {"batch_label": "training batch 2 of 5", "data": data, "labels": labels,
+            "filenames": [f"{i}.png" for i in range(n)], **changes}
+
+
+BAD_BATCH = {  # what data_batch_2 holds instead (a pickled dict, or bytes), and what the error must say
+    "damaged pickle": (b"\x80\x02}q\x00(X\x04\x00", "is not a readable pickle (UnpicklingError: pickle data"),
+    "no labels": ({k: v for k, v in _batch().items() if k != "labels"}, "has no 'labels' key"),
+    "rows of 3000": (_batch(data=np.zeros((12, 3000), np.uint8)),
+                     "holds uint8 data of shape (12, 3000), where a batch holds uint8 rows of 3072 values"),
+    "float pixels": (_batch(data=np.zeros((12, 3072), np.float32)), "holds float32 data of shape (12, 3072)"),
+    "fewer labels": (_batch(labels=[1] * 11), "holds 12 images but 11 labels"),
+    "label 12": (_batch(labels=[12] + [1] * 11), "holds the label 12, but CIFAR-10 labels are 0 to 9"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BATCH))
+def test_bad_cifar10_batch_is_named_with_what_is_wrong(cifar_root, monkeypatch, case):
+    """A batch that matches its md5 sum (pointed at it, as the fixture does) but not the format."""
+    import torchvision.datasets
+
+    content, problem = BAD_BATCH[case]
+    path = cifar_root / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(content if isinstance(content, bytes) else pickle.dumps(content, protocol=2))
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    sums = [[n, md5 if n == path.name else m] for n, m in torchvision.datasets.CIFAR10.train_list]
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "train_list", sums)
+    with pytest.raises(DataError) as e:
+        CIFAR10(root=str(cifar_root), download=False, train_size=5, val_size=5).train_dataset()
+    msg = one_line(e)
+    assert msg.startswith(f"CIFAR-10 batch {path} " if case != "damaged pickle" else f"CIFAR-10 file {path} "), msg
+    assert problem in msg and msg.endswith(f": extract cifar-10-python.tar.gz in {cifar_root} again"), msg
 
 
 # --------------------------------------------------------------------------------------------- ImageFolder
@@ -430,9 +473,12 @@ def test_image_folder_errors(tmp_path, images):
         ImageFolder(str(tmp_path / "flat")).train_dataset()
     one_line(e)
     (tmp_path / "flat" / "empty_class").mkdir()
-    with pytest.raises(DataError, match="flat has a class subfolder without images") as e:
+    (tmp_path / "flat" / "empty_class" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError) as e:
         ImageFolder(str(tmp_path / "flat")).train_dataset()
-    one_line(e)
+    assert one_line(e).startswith(f"{tmp_path / 'flat' / 'empty_class'} holds no images (files ending in .jpg, .jpeg, "
+                                  ".png,")
+    assert one_line(e).endswith("): add images to it or remove it")
     for kw, message in (({"val_fraction": 1.2}, "data.val_fraction=1.2 is out of range for the images in"),
                         ({"test_fraction": -0.1}, "data.test_fraction=-0.1 is out of range"),
                         ({"val_fraction": 0.5, "test_fraction": 0.5}, "= 1 leaves no training images")):
@@ -442,6 +488,26 @@ def test_image_folder_errors(tmp_path, images):
     with pytest.raises(DataError, match="has 30 images: too few for a test split with .*test_fraction=0.01") as e:
         ImageFolder(str(images), test_fraction=0.01).train_dataset()
     one_line(e)
+
+
+@pytest.mark.parametrize("spoil, problem", [
+    (lambda good: b"not a png", "in no format it knows"),
+    (lambda good: good[: len(good) // 2], "image file is truncated"),
+])
+def test_a_file_that_is_not_an_image_is_named_when_read(tmp_path, spoil, problem):
+    """torchvision lists images by their names; a bad one is named in one line when it is read."""
+    root = write_image_folder(tmp_path / "pets", 4)
+    bad = root / "dog" / "0002.png"
+    bad.write_bytes(spoil(bad.read_bytes()))
+    module = ImageFolder(str(root), val_fraction=0.25, test_fraction=0.25)
+    errors = []
+    for split in (module.train_dataset(), module.val_dataset(), module.test_dataset()):
+        for i in range(len(split)):
+            try:
+                split[i]
+            except DataError as e:
+                errors.append(str(e))
+    assert errors == [f"{bad} is not an image that PIL can read ({problem}): replace it, or remove it from the folder"]
 
 
 # --------------------------------------------------------------------------------------------------- CSV
@@ -542,6 +608,8 @@ def _write(tmp_path, text: str) -> str:
      "column s of .* holds train, tset, val: each row's value must be train, val or test"),
     ("a,y,s\n1,2,train\n2,3,val\n", {"split_column": "s"}, "the test split of .* split by column s\\) is empty"),
     ("a,y\n1,2\n", {"split_column": "s"}, "data.split_column=s is not a column"),
+    ("a,y\n1,2\ninf,3\n4,5\n", {}, "column a of .* has 1 infinite value\\(s\\), the first in data row 2: replace"),
+    ("a,y\n1,2\n2,-inf\n", {}, "column y of .* has 1 infinite value"),
     ("a,y\n", {}, "has a header but no data rows"),
     ("", {}, "is empty: give it a header row"),
 ])
@@ -550,6 +618,17 @@ def test_csv_file_errors(tmp_path, text, kw, message):
     module = CSV(path, **{"target": "y", **kw})
     with pytest.raises(DataError, match=message) as e:
         module.train_dataset()
+    one_line(e)
+
+
+def test_csv_that_is_a_folder_or_not_text(tmp_path):
+    with pytest.raises(DataError, match=f"CSV file {tmp_path} is a folder: set data.path to the table file in it") as e:
+        CSV(str(tmp_path), target="y").train_dataset()
+    one_line(e)
+    path = tmp_path / "t.csv"
+    path.write_bytes("a,y\n1,2\n".encode() + "é,3\n".encode("latin-1"))
+    with pytest.raises(DataError, match="CSV file .*t.csv is not UTF-8 text \\(.*\\): save it as UTF-8") as e:
+        CSV(str(path), target="y").train_dataset()
     one_line(e)
 
 
@@ -565,6 +644,7 @@ def test_csv_argument_errors(tmp_path, kw, message):
     one_line(e)
 
 
+@pytest.mark.slow
 def test_modules_import_without_torchvision_or_pandas():
     import subprocess
     import sys

@@ -13,7 +13,8 @@ from sweep.config import compose
 from sweep.errors import ConfigError
 from sweep.train import train
 
-no_gpu = pytest.mark.skipif(torch.cuda.is_available() or device._has_mps(), reason="this machine has a GPU")
+no_gpu = pytest.mark.skipif(torch.cuda.is_available() or device._has_mps(),
+                            reason="checks a machine without a GPU; this one has one")
 
 
 @no_gpu

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import resource
 import signal
 import statistics
 import subprocess
@@ -18,10 +17,11 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from conftest import assert_one_line_error, assert_same_run, cli_env, run_cli, tiny
+from conftest import assert_same_run, cli_env, run_cli, tiny
 from sweep import checkpoint, cli
-from sweep.config import CONF_DIR, compose
-from sweep.fake_data import write_dataset, write_image_folder
+from sweep.config import CONF_MODULE, compose
+from sweep.errors import DataError
+from sweep.fake_data import write_image_folder
 from sweep.train import train
 
 
@@ -57,11 +57,11 @@ def test_small_cnn_on_images(idx_root, tmp_path):
 
 def task_function_value(overrides: list[str], run_dir: Path) -> float:
     """What the CLI's @hydra.main function returns to the sweeper for one job of a multirun."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose, initialize_config_module
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
@@ -117,6 +117,19 @@ def test_majority_class_warning_on_the_dataloader_path(tmp_path, caplog):
     assert "no better than always predicting the most common class" in caplog.text
 
 
+@pytest.mark.slow
+def test_a_bad_image_read_in_a_worker_process_is_our_one_line(tmp_path):
+    images = write_image_folder(tmp_path / "images", 10)
+    broken = sorted((images / "dog").iterdir())[0]
+    broken.write_bytes(b"not a png")
+    overrides = ["data=image_folder", f"data.path={images}", "data.num_workers=1", "trainer.epochs=1"]
+    with pytest.raises(DataError) as raised:
+        train(compose(overrides), tmp_path / "run")
+    assert str(raised.value).count("\n") == 0 and str(broken) in str(raised.value)
+    assert "worker" not in str(raised.value) and "Traceback" not in str(raised.value)
+
+
+@pytest.mark.slow
 def test_a_cuda_checkpoint_resumes_on_the_cpu(idx_root, tmp_path, caplog):
     """Written on a GPU (device cuda, a cuda RNG entry; faked by editing a real checkpoint's dict),
     loaded with weights_only=True and map_location, it continues here."""
@@ -171,17 +184,3 @@ def test_kill_9_mid_epoch_on_the_dataloader_path_then_resume_is_identical(tmp_pa
         b = checkpoint.load(tmp_path / "straight" / "checkpoints" / name)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert "resuming" in (killed / "train.log").read_text()
-
-
-def test_a_full_temp_folder_while_unpacking_idx_files_is_named(tmp_path, cli_main):
-    """Reading .gz IDX files unpacks them into the temp folder: when that write fails for want of room,
-    the message says so (not that the file is bad)."""
-    root = write_dataset(tmp_path / "data", 300, 50)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard))  # this process only, and only for this call
-    try:
-        status, out, err = cli_main(*tiny(root, "data.train_size=100"), f"hydra.run.dir={tmp_path / 'run'}")
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    assert_one_line_error(status, err, out, "cannot unpack", "File too large", "free space")
-    assert not (tmp_path / "run").exists()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO, cli_env
@@ -13,6 +14,7 @@ from conftest import REPO, cli_env
 APP = REPO / "tests" / "apps" / "quadratic.py"
 
 
+@pytest.mark.slow
 def test_a_lightning_hydra_template_search_runs_with_only_the_name_changed(tmp_path: Path) -> None:
     """lightning-hydra-template's mnist_optuna.yaml (hydra.mode MULTIRUN, study_name and storage null, a TPE
     sampler by _target_, params) runs as it is, and a second run continues the same study."""

@@ -99,3 +99,98 @@ def test_gaps_and_a_missing_selected_epoch_do_not_break_the_figure(tmp_path: Pat
     fig = plots.curves_figure(run, None, "val_acc")
     assert fig.legends[0].get_texts()[2].get_text() == "No epoch selected"
     assert all(ax.get_ylim()[1] < 10 for ax in fig.axes)  # the infinite value is a gap, not the scale
+
+
+# --------------------------------------------------------------------------- legible at a glance
+
+
+def drawn(fig):
+    """The figure laid out and drawn by Agg, and its renderer: text extents as they land in the PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def tick_label_boxes(ax, renderer) -> list:
+    """The extents of the tick labels drawn on an axes (those of ticks inside the view, with text)."""
+    boxes = []
+    for axis, i in ((ax.xaxis, 0), (ax.yaxis, 1)):
+        lo, hi = sorted(axis.get_view_interval())
+        for label in axis.get_ticklabels():
+            if label.get_visible() and label.get_text().strip() and lo <= label.get_position()[i] <= hi:
+                boxes.append(label.get_window_extent(renderer))
+    return boxes
+
+
+def suptitle(fig):
+    """The figure's title as drawn (the Text artist whose text get_suptitle returns)."""
+    from matplotlib.text import Text
+
+    return next(t for t in fig.findobj(Text) if t.get_text() == fig.get_suptitle() and t.get_text())
+
+
+def touching(boxes) -> list:
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+
+
+def test_a_long_title_is_wrapped_inside_the_figure_above_the_legend() -> None:
+    title = ("model.num_hidden=30 optimizer.lr=0.1 optimizer.momentum=0.9 model.activation=gelu data.batch_size=64 "
+             "data.root=/a/long/path/to/the/data/folder seed=3 · completed")
+    for run in (history(15, 1.0), [{k: v for k, v in r.items() if "acc" not in k} for r in history(15, 1.0)]):
+        fig = plots.curves_figure(run, 9, "val_acc" if "val_acc" in run[0] else "val_loss", title=title)
+        renderer = drawn(fig)
+        text = suptitle(fig)
+        box, page = text.get_window_extent(renderer), fig.bbox
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1  # never clipped
+        lines = text.get_text().split("\n")
+        assert len(lines) > 1 and lines[-1].endswith("seed=3 · completed")
+        if len(fig.axes) == 2:  # ten inches: every word kept
+            assert " ".join(lines) == title
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert legend.y1 <= box.y0 and all(legend.y0 >= ax.title.get_window_extent(renderer).y1 for ax in fig.axes)
+    fig = plots.curves_figure(history(3, 1.0), 2, "val_acc", title="seed=1 " * 200 + "· pruned")
+    lines = fig.get_suptitle().split("\n")
+    assert len(lines) == plots.MAX_TITLE_LINES and lines[-1].startswith("… ") and lines[-1].endswith("· pruned")
+    renderer = drawn(fig)
+    box = suptitle(fig).get_window_extent(renderer)
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+
+
+@pytest.mark.parametrize("run, best, monitor", [
+    (history(15, 1.0), 15, "val_acc"),  # the selected epoch is the last one, on a rising curve
+    (history(15, 1.0), 1, "val_acc"),
+    (history(2, 1.0), 2, "val_acc"),
+    (history(1, 1.0), 1, "val_acc"),
+    (regression_history(15, 300.0), 15, "val_rmse"),  # a log axis
+    ([{**r, "val_acc": 0.9 - 0.01 * abs(r["epoch"] - 8)} for r in history(15, 1.0)], 8, "val_acc"),  # a peak
+])
+def test_the_val_label_stays_inside_its_panel_off_the_curves(run: list[dict], best: int, monitor: str) -> None:
+    import numpy as np
+
+    fig = plots.curves_figure(run, best, monitor, title="num_hidden=30 · completed")
+    renderer = drawn(fig)
+    for ax in fig.axes:
+        (label,) = ax.texts
+        box = label.get_bbox_patch().get_window_extent(renderer)  # the text's white box, not its leader line
+        frame = ax.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, label
+        # Off the curves: no point of the train or validation line (sampled along its segments) under the text.
+        for line in ax.get_lines()[:2]:
+            xy = line.get_transform().transform(line.get_xydata())
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            steps = np.linspace(0, 1, 50)[:, None]
+            dense = np.concatenate([xy, *(a + steps * (b - a) for a, b in zip(xy[:-1], xy[1:]))])
+            inside = ((dense[:, 0] > box.x0) & (dense[:, 0] < box.x1) & (dense[:, 1] > box.y0) & (dense[:, 1] < box.y1))
+            assert not inside.any(), (ax.get_title(), line.get_label())
+        assert not touching(tick_label_boxes(ax, renderer))
+
+
+def test_a_one_epoch_run_has_the_one_tick_1() -> None:
+    fig = plots.curves_figure(history(1, 1.0), 1, "val_acc", title="x · completed")
+    drawn(fig)
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        shown = [t.get_text() for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]
+        assert shown == ["1"]

@@ -20,7 +20,8 @@ import optuna
 import pytest
 import yaml
 
-from conftest import REPO, assert_one_line_error, cli_env, run_cli, tiny
+from conftest import POSTGRES_URL, REPO, assert_one_line_error, cli_env, needs_postgres, run_cli, tiny
+from sweep import checkpoint
 from sweep.fake_data import write_dataset
 from sweep.storage import STORAGE_ENV
 
@@ -64,8 +65,10 @@ def counted_failures(study: optuna.Study) -> list[int]:
     return [t.number for t in study.trials if "failure" in t.user_attrs]
 
 
-def epochs_saved(job: Path) -> list[int]:
-    return sorted(int(p.stem.split("_")[1]) for p in (job / "checkpoints").glob("epoch_*.pt"))
+def epoch_saved(job: Path) -> int:
+    """The epoch a trial's last.pt holds (0: none yet). Trials keep no epoch files (keep_checkpoints: auto)."""
+    last = job / "checkpoints" / "last.pt"
+    return checkpoint.load(last)["epoch"] if last.exists() else 0
 
 
 def mtimes(sweep_dir: Path) -> dict[Path, int]:
@@ -145,6 +148,8 @@ def test_search_records_a_persistent_study(idx_root: Path, tmp_path: Path) -> No
         assert metrics["objective"] == pytest.approx(t.value)  # the value is the selected val accuracy
         record = json.loads((job / "trial.json").read_text())
         assert record["params"] == t.params and record["number"] == t.number and record["study_name"] == "pigeon"
+        # trainer.keep_checkpoints: auto keeps no epoch files in a study's trials
+        assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
         assert record["state"] == "COMPLETE" and record["value"] == pytest.approx(t.value) and record["error"] is None
     rows = (sweep_dir / "trials.csv").read_text().splitlines()
     assert rows[0].startswith("number,state,value,duration_s,job_dir,requeued,params_")
@@ -183,10 +188,10 @@ def test_a_killed_sweeper_s_trial_continues_from_its_checkpoint_without_waiting(
     sweep_dir, job = tmp_path / "opt", tmp_path / "opt" / "trial_0000"
     args = slow(slow_root, sweep_dir, 1, 3, "hydra.sweeper.grace_period=60")
     proc = start(args, tmp_path)
-    wait_for(lambda: bool(epochs_saved(job)), proc, "checkpoint of epoch 1")
+    wait_for(lambda: epoch_saved(job) > 0, proc, "checkpoint of epoch 1")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    saved = epochs_saved(job)[-1]
+    saved = epoch_saved(job)
     assert states(load_study(sweep_dir)) == {"RUNNING": 1}
 
     began = time.monotonic()
@@ -207,6 +212,7 @@ def test_a_killed_sweeper_s_trial_continues_from_its_checkpoint_without_waiting(
     assert (last["state"], last["failed"]) == ("COMPLETE", "0")
 
 
+@pytest.mark.slow
 def test_a_killed_job_process_fails_its_trial_and_the_sweep_goes_on(tmp_path: Path) -> None:
     """joblib: the worker process running trial 0 is killed, not the sweeper."""
     sweep_dir = tmp_path / "q"
@@ -241,12 +247,12 @@ def test_ctrl_c_requeues_the_trial_and_the_next_run_continues_it(slow_root: Path
     sweep_dir, job = tmp_path / "opt", tmp_path / "opt" / "trial_0000"
     args = slow(slow_root, sweep_dir, 1, 6)
     proc = start(args, tmp_path, new_session=True)
-    wait_for(lambda: bool(epochs_saved(job)), proc, "checkpoint of epoch 1")
-    at_signal = epochs_saved(job)[-1]
+    wait_for(lambda: epoch_saved(job) > 0, proc, "checkpoint of epoch 1")
+    at_signal = epoch_saved(job)
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1].startswith("interrupted:")
-    stopped = epochs_saved(job)[-1]
+    stopped = epoch_saved(job)
     assert stopped <= at_signal + 1 < 6  # at the next epoch boundary
     trials = load_study(sweep_dir).trials
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
@@ -270,12 +276,12 @@ def test_ctrl_c_in_a_terminal_stops_parallel_trials_at_once(slow_root: Path, tmp
     args = slow(slow_root, sweep_dir, 2, 8, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "trainer.threads=1",
                 train_size=1200)
     proc = start(args, tmp_path, new_session=True)
-    wait_for(lambda: all(epochs_saved(j) for j in jobs), proc, "checkpoint of epoch 1 in both trials")
-    at_signal = [epochs_saved(j)[-1] for j in jobs]
+    wait_for(lambda: all(epoch_saved(j) for j in jobs), proc, "checkpoint of epoch 1 in both trials")
+    at_signal = [epoch_saved(j) for j in jobs]
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1].startswith("interrupted:")
-    stopped = [epochs_saved(j)[-1] for j in jobs]
+    stopped = [epoch_saved(j) for j in jobs]
     assert all(s <= a + 1 < 8 for s, a in zip(stopped, at_signal)), (at_signal, stopped)  # 8: the last epoch
     trials = load_study(sweep_dir).trials
     assert Counter(t.state.name for t in trials) == {"FAIL": 2, "WAITING": 2}
@@ -293,6 +299,7 @@ def test_ctrl_c_in_a_terminal_stops_parallel_trials_at_once(slow_root: Path, tmp
 # --------------------------------------------------------------------------- failures
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "q"
     proc = app("quadratic", sweep_dir, "fail_above=10", "hydra.sweeper.max_failure_rate=1.0", cwd=tmp_path)
@@ -312,6 +319,7 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     assert {"FAIL", "COMPLETE"} <= set(states(study))
 
 
+@pytest.mark.slow
 def test_too_many_failures_stop_the_sweep_with_one_line(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "q"
     proc = app("quadratic", sweep_dir, "fail_above=-1", "hydra.sweeper.n_trials=8",
@@ -379,9 +387,6 @@ def test_asynchronous_scheduling_keeps_n_jobs_in_flight(tmp_path: Path) -> None:
     assert sum(overlapped) >= len(overlapped) - 1, spans
 
 
-POSTGRES_URL = os.environ.get("SWEEP_TEST_POSTGRES_URL")
-needs_postgres = pytest.mark.skipif(not POSTGRES_URL,
-                                    reason="no PostgreSQL server (SWEEP_TEST_POSTGRES_URL; .ci/start-postgres)")
 
 
 class SharedSweep(NamedTuple):
@@ -482,6 +487,7 @@ def test_pruning_stops_a_trial_that_cannot_learn(idx_root: Path, tmp_path: Path)
         assert row["status"] == "pruned" and row["epochs_completed"] < 4
 
 
+@pytest.mark.slow
 def test_any_app_prunes_through_report_value(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "q"
     proc = app("quadratic", sweep_dir, "steps=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner=median",
@@ -508,6 +514,7 @@ def test_any_app_prunes_through_report_value(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- any Hydra app
 
 
+@pytest.mark.slow
 def test_any_app_runs_its_trials_and_logs_progress(tmp_path: Path) -> None:
     """quadratic.py has no `resume` key: the sweeper must not give it one."""
     sweep_dir = tmp_path / "q"
@@ -535,6 +542,7 @@ def test_any_app_runs_its_trials_and_logs_progress(tmp_path: Path) -> None:
     assert "\x1b[" not in out
 
 
+@pytest.mark.slow
 def test_two_objectives_write_a_non_dominated_pareto_front(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "two"
     proc = app("two_objective", sweep_dir, cwd=tmp_path)
@@ -557,6 +565,7 @@ def test_two_objectives_write_a_non_dominated_pareto_front(tmp_path: Path) -> No
     assert all(any(v == s["values"] for s in solutions) for v in every if not any(dominates(w, v) for w in every))
 
 
+@pytest.mark.slow
 def test_a_custom_search_space_keeps_its_bound(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "custom"
     proc = app("custom_space", sweep_dir, cwd=tmp_path)
@@ -577,6 +586,7 @@ def assert_refused(proc: subprocess.CompletedProcess, study: optuna.Study, trial
     assert len(study.trials) == trials and "RUNNING" not in states(study)
 
 
+@pytest.mark.slow
 def test_a_changed_space_or_direction_is_refused(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "q"
     assert app("quadratic", sweep_dir, "hydra.sweeper.n_trials=2", cwd=tmp_path).returncode == 0
@@ -589,6 +599,7 @@ def test_a_changed_space_or_direction_is_refused(tmp_path: Path) -> None:
                    study, 2, "other fixed settings", "steps: 0 -> 2")
 
 
+@pytest.mark.slow
 def test_without_a_study_name_a_rerun_continues_the_single_study(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "q"
     assert app("quadratic", sweep_dir, "hydra.sweeper.n_trials=2", cwd=tmp_path).returncode == 0
@@ -607,6 +618,7 @@ def test_without_a_study_name_a_rerun_continues_the_single_study(tmp_path: Path)
     assert proc.returncode == 2
 
 
+@pytest.mark.slow
 def test_a_key_both_fixed_and_searched_is_refused_before_a_trial_starts(tmp_path: Path) -> None:
     """custom_space.py searches z in Python; fixing z on the command line as well is a contradiction."""
     sweep_dir = tmp_path / "custom"
@@ -659,6 +671,7 @@ def test_the_direction_follows_the_monitor(idx_root: Path, tmp_path: Path) -> No
     (["+hydra.sweeper.sampler.nosuch=1"], "unexpected keyword argument 'nosuch'"),
     (["x=tag(log, interval(-1.0, 1.0))"], "x: 'tag(log, interval(-1.0, 1.0))': a log scale needs a low bound above 0"),
 ])
+@pytest.mark.slow
 def test_bad_settings_are_one_line(tmp_path: Path, overrides: list[str], says: str) -> None:
     sweep_dir = tmp_path / "q"
     proc = app("quadratic", sweep_dir, *overrides, cwd=tmp_path)

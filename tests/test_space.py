@@ -124,7 +124,7 @@ def test_space_record_round_trip_and_changes() -> None:
 
 
 def compose_sweeper(*overrides: str) -> object:
-    with hydra.initialize_config_dir(config_dir=str(sweep.config.CONF_DIR), version_base="1.3"):
+    with hydra.initialize_config_module(config_module=sweep.config.CONF_MODULE, version_base="1.3"):
         return hydra.compose("config", overrides=["hydra/sweeper=sweep_optuna", *overrides],
                              return_hydra_config=True).hydra.sweeper
 

@@ -13,12 +13,10 @@ from pathlib import Path
 import optuna
 import pytest
 
+from conftest import POSTGRES_URL, needs_postgres
 from sweep.errors import UserError
 from sweep.storage import STORAGE_ENV, describe, mask, open_storage, resolve_url
 
-POSTGRES_URL = os.environ.get("SWEEP_TEST_POSTGRES_URL")
-needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="set SWEEP_TEST_POSTGRES_URL; "
-                                    'eval "$(bash .ci/start-postgres)" starts a server')
 
 
 @pytest.fixture(autouse=True)
@@ -90,6 +88,7 @@ def test_sqlite_round_trip(tmp_path: Path) -> None:
     round_trip(url, "s")
 
 
+@pytest.mark.slow
 def test_sqlite_workers_creating_the_schema_at_once(tmp_path: Path) -> None:
     """Workers that start together on a new file all get a storage: the schema race is retried."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -117,6 +116,7 @@ def old_study(tmp_path: Path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_old_schema_says_how_to_upgrade_and_the_upgrade_works(tmp_path: Path) -> None:
     url = old_study(tmp_path)
     command = f"optuna storage upgrade --storage {url}"
@@ -193,6 +193,7 @@ def test_missing_driver() -> None:
 
 # PostgreSQL
 
+@pytest.mark.slow
 @needs_postgres
 def test_postgres_round_trip() -> None:
     assert isinstance(open_storage(POSTGRES_URL), optuna.storages.RDBStorage)

@@ -88,6 +88,20 @@ def test_keep_checkpoints_bounds_epoch_files(idx_root, tmp_path):
     assert names == ["best.pt", "epoch_004.pt", "epoch_005.pt", "last.pt"]
 
 
+def test_keeping_no_epoch_files_still_selects_and_resumes_exactly(idx_root, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(compose(tiny(idx_root, "trainer.epochs=4", "trainer.keep_checkpoints=0")), whole)
+    assert sorted(p.name for p in (whole / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    train(compose(tiny(idx_root, "trainer.epochs=2", "trainer.keep_checkpoints=0")), split)
+    train(compose(tiny(idx_root, "trainer.epochs=4", "trainer.keep_checkpoints=0", "resume=true")), split)
+    assert_same_run(whole, split)
+
+
+def test_auto_keeps_every_epoch_file_outside_a_study(idx_root, tmp_path):
+    train(compose(tiny(idx_root, "trainer.epochs=3")), tmp_path)  # the default: trainer.keep_checkpoints=auto
+    assert [e for e, _ in checkpoint.epoch_files(tmp_path / "checkpoints")] == [1, 2, 3]
+
+
 def test_refuses_to_overwrite_a_run(idx_root, tmp_path):
     train(compose(tiny(idx_root)), tmp_path)
     before = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
@@ -113,6 +127,7 @@ def test_resume_refuses_a_changed_config(idx_root, tmp_path):
         train(compose(tiny(idx_root, "resume=true", "data.num_workers=2")), tmp_path)
 
 
+@pytest.mark.slow
 def test_resume_extends_training_identically(idx_root, tmp_path):
     """Two epochs, then resume to five, equals five in one go (shuffling and dropout included)."""
     extra = ("data.shuffle=true", "model.dropout=0.2")
@@ -154,7 +169,8 @@ def test_divergence_is_recorded_as_failed(idx_root, tmp_path):
 
 
 @pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+                    reason="needs real Fashion-MNIST IDX files: apt-get install dataset-fashion-mnist (Debian, Ubuntu)")
+@pytest.mark.slow
 def test_real_fashion_mnist_from_debian(tmp_path, monkeypatch):
     monkeypatch.delenv("SWEEP_DATA_DIR", raising=False)
     cfg = compose(["data=fashion_mnist", "data.train_size=2000", "data.val_size=1000", "data.test_size=2000",
@@ -208,6 +224,7 @@ def test_cosine_run_resumed_mid_schedule_is_identical(idx_root, tmp_path):
     assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epochs_done", [1, 2])
 def test_resume_after_a_kill_between_the_epoch_file_and_last_pt(idx_root, tmp_path, epochs_done):
     """A kill after epoch_NNN.pt but before best.pt and last.pt: the complete epoch file is used."""

@@ -37,7 +37,8 @@ def data_root(root: Optional[str], name: str, fallback: Optional[Path] = None) -
     exists (Debian's Fashion-MNIST, say), else ./data/<name>.
 
     $SWEEP_DATA_DIR is a parent folder with one subfolder per dataset, so that one data group can never
-    read another dataset's files.
+    read another dataset's files. A download goes into this folder only when it is new or empty, and a
+    failed one leaves nothing behind (sweep.data.download).
     """
     if root is not None:
         return Path(root).expanduser().resolve()

@@ -3,24 +3,31 @@
 Train and val are the first `train_size` and the next `val_size` images of the official training
 split, in file order; test is the first `test_size` images of the official test split. The raw read of
 a split is cached for the process, so the jobs of a multirun read the disk once.
+
+IDX files are read here with numpy (http://yann.lecun.com/exdb/mnist/: a 4-byte magic number, 0x00000803
+for images and 0x00000801 for labels, one big-endian 4-byte size per dimension, then the bytes), so that
+every way a file can be bad is one line naming the file and what is wrong. torchvision only downloads,
+under the rule of sweep.data.download.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import gzip
 import logging
+import math
 import os
-import shutil
-import tempfile
+import struct
+import zlib
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import BinaryIO, ClassVar, Optional
 
+import numpy as np
 import torch
 
 from sweep.data import DATA_DIR_ENV, data_root, int_at_least
-from sweep.errors import ConfigError, DataError
+from sweep.data.download import download_into, may_download_into
+from sweep.errors import ConfigError, DataError, first_line
 from sweep.tasks import TASKS as ALL_TASKS
 
 log = logging.getLogger(__name__)
@@ -28,7 +35,11 @@ log = logging.getLogger(__name__)
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TORCHVISION_CLASS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 TASKS = tuple(name for name, task in ALL_TASKS.items() if task.classifies)  # digits are classes
-DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a write failed for want of room, not a bad file
+IDX_KINDS = {"images": (3, 0x00000803), "labels": (1, 0x00000801)}  # kind: (dimensions, magic number)
+IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float", 0x0E: "double"}
+IMAGE_SIZE = (28, 28)
+NUM_LABELS = 10
+GOOD_COPY = "replace it with a good copy"
 
 
 def _flat_files(root: Path, train: bool) -> Optional[tuple[Path, Path]]:
@@ -56,84 +67,110 @@ def _holds_idx_files(folder: Path) -> bool:
     return any(p.is_dir() and any(p.glob("*-idx[13]-ubyte*")) for p in places)
 
 
-def _idx_length(path: Path) -> Optional[int]:
-    """The first dimension in an IDX header (8 bytes, the data is not read); None when unreadable,
-    so that the real read reports the problem."""
+# ------------------------------------------------------------------------------------------ IDX format
+
+
+def _open(path: Path) -> BinaryIO:
+    """The file to read, through gzip when its name ends in .gz (checked first: it must hold gzip data)."""
+    if path.suffix == ".gz":
+        with open(path, "rb") as f:
+            start = f.read(3)
+        if start and start[:2] != b"\x1f\x8b":
+            plain = start == b"\x00\x00\x08"
+            raise DataError(f"IDX file {path} is named .gz but is not gzip-compressed: "
+                            + ("it is a plain IDX file; remove .gz from its name" if plain else GOOD_COPY))
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def read_idx(path: Path, kind: str) -> torch.Tensor:
+    """An MNIST IDX file as uint8 images [N, 28, 28] (kind "images") or labels [N] ("labels"), checked
+    against the format: a bad file is a DataError naming it and what is wrong with it."""
+    header = 4 + 4 * IDX_KINDS[kind][0]
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
-            header = f.read(8)
-    except (OSError, EOFError):
-        return None
-    if len(header) < 8 or header[0] != 0 or header[1] != 0:
-        return None
-    return int.from_bytes(header[4:8], "big")
-
-
-def _read_idx(path: Path, reader_name: str) -> torch.Tensor:
-    """Read one IDX file with torchvision's own reader; gzipped files are unpacked to a temp dir."""
-    from torchvision.datasets import mnist
-
-    reader = getattr(mnist, reader_name)
-    try:
-        if path.suffix != ".gz":
-            return reader(str(path))
-        with tempfile.TemporaryDirectory(prefix="sweep-idx-") as tmp:
-            plain = Path(tmp) / path.stem
-            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-                shutil.copyfileobj(src, dst, length=1 << 20)
-            return reader(str(plain))
+        with _open(path) as f:
+            dims = _idx_header(path, f.read(header), kind)
+            need = math.prod(dims)
+            if _can_hold(path, header + need):
+                data = bytearray(need)  # read straight into the tensor's memory: one pass, one copy
+                held = f.readinto(data)
+                extra = len(f.read()) if held == need else 0
+            else:  # damaged, or a gzip file of several members: measure what it holds, not what it says
+                rest = f.read()
+                data = bytearray(rest[:need])
+                held, extra = len(data), len(rest) - len(data)
+    except EOFError:
+        raise DataError(f"IDX file {path} is a truncated gzip file (it ends before its compressed data does): "
+                        f"{GOOD_COPY}") from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"IDX file {path} is a damaged gzip file ({first_line(e)}): {GOOD_COPY}") from None
     except OSError as e:
-        if e.errno in DISK_FULL:  # unpacking into the temp folder failed: the file itself may be fine
-            raise DataError(f"cannot unpack {path} into {tempfile.gettempdir()} ({e.strerror}): free space there "
-                            "(or set TMPDIR to another folder), or gunzip the IDX files") from None
-        raise _unreadable(path, e) from None
-    except (EOFError, AssertionError, TypeError, ValueError, RuntimeError) as e:
-        raise _unreadable(path, e) from None
+        raise DataError(f"cannot read IDX file {path} ({e.strerror or first_line(e)}): check its permissions") from None
+    shape = "x".join(str(d) for d in dims)
+    if held < need:
+        raise DataError(f"IDX file {path} is truncated: its header says {shape} = {need} bytes of data, but it "
+                        f"holds {held}: {GOOD_COPY}")
+    if extra:
+        raise DataError(f"IDX file {path} holds {extra} bytes after the {shape} = {need} its header says: "
+                        f"{GOOD_COPY}")
+    array = np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    if kind == "labels" and need and int(array.max()) >= NUM_LABELS:
+        at = int(np.argmax(array >= NUM_LABELS))
+        raise DataError(f"IDX file {path} holds the label {int(array[at])} (item {at}), but MNIST and Fashion-MNIST "
+                        f"labels are 0 to {NUM_LABELS - 1}: {GOOD_COPY}")
+    return torch.from_numpy(array)
 
 
-def _unreadable(path: Path, e: BaseException) -> DataError:
-    detail = str(e).splitlines()[0] if str(e) else ""
-    return DataError(f"cannot read IDX file {path} ({type(e).__name__}: {detail}); replace it with a good copy")
+def _can_hold(path: Path, size: int) -> bool:
+    """Whether the file holds at least `size` bytes (a gzip file: exactly, by the unpacked size its last four
+    bytes record, modulo 2**32), so that a damaged header's size is never allocated before it is checked."""
+    stored = path.stat().st_size
+    if path.suffix != ".gz":
+        return stored >= size
+    with open(path, "rb") as f:
+        f.seek(max(stored - 4, 0))
+        return int.from_bytes(f.read(4), "little") == size % 2**32
 
 
-def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchvision's dataset class, which downloads the files into ROOT/MNIST/raw when allowed."""
-    from torchvision import datasets
-
-    cls = getattr(datasets, TORCHVISION_CLASS[name])
-    hint = (
-        f"put the four IDX files ({'train' if train else 't10k'}-images-idx3-ubyte[.gz], ...) in a folder and set "
-        f"data.root=FOLDER, or torchvision's layout under {root}/{cls.__name__}/raw"
-    )
-    if not download and not (root / cls.__name__ / "raw").is_dir():
-        raise DataError(f"no {name} data in {root} and data.download=false: {hint}")
-    try:
-        ds = cls(str(root), train=train, download=download)
-    except RuntimeError as e:
-        if "not found" in str(e).lower():
-            raise DataError(f"no {name} data in {root} and data.download=false: {hint}") from None
-        raise DataError(f"could not download {name} into {root} (no network?): {hint}") from None
-    except OSError as e:
-        raise DataError(f"could not read or download {name} in {root} ({e}): {hint}") from None
-    return ds.data, ds.targets
+def _idx_header(path: Path, header: bytes, kind: str) -> tuple[int, ...]:
+    """The dimensions in an IDX header of the given kind, or a DataError saying how the header is wrong."""
+    ndim, magic = IDX_KINDS[kind]
+    if not header:
+        raise DataError(f"IDX file {path} is empty: {GOOD_COPY}")
+    if len(header) < 4:
+        raise DataError(f"IDX file {path} is {len(header)} bytes long, too short for an IDX magic number: {GOOD_COPY}")
+    found = int.from_bytes(header[:4], "big")
+    seen = f"expected the magic number 0x{magic:08X} of IDX {kind}, found 0x{found:08X}"
+    if header[0] or header[1]:
+        raise DataError(f"{path} is not an IDX file ({seen}): {GOOD_COPY}")
+    if header[2] != 0x08:
+        what = IDX_TYPES.get(header[2], "an unknown type")
+        raise DataError(f"IDX file {path} holds elements of type 0x{header[2]:02X} ({what}), but MNIST {kind} are "
+                        f"unsigned bytes ({seen}): {GOOD_COPY}")
+    if header[3] != ndim:
+        other = next((k for k, (n, _) in IDX_KINDS.items() if n == header[3]), None)
+        fix = f"it holds {other}: check that the files are not swapped" if other else GOOD_COPY
+        raise DataError(f"IDX file {path} has {header[3]} dimension(s), where IDX {kind} have {ndim} ({seen}): {fix}")
+    if len(header) < 4 + 4 * ndim:
+        raise DataError(f"IDX file {path} is truncated: {len(header)} bytes, shorter than the {4 + 4 * ndim}-byte "
+                        f"header of IDX {kind}: {GOOD_COPY}")
+    dims = struct.unpack(f">{ndim}I", header[4:])
+    if kind == "images" and dims[1:] != IMAGE_SIZE:
+        raise DataError(f"IDX file {path} holds images of {dims[1]}x{dims[2]} pixels, but MNIST and Fashion-MNIST "
+                        "images are 28x28: use the data set's own files, or your own data module for other sizes")
+    return dims
 
 
 @functools.lru_cache(maxsize=8)
-def load_raw(name: str, root: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images [N, 28, 28] and int64 labels [N] of one official split, cached for the process
-    so that the jobs of a multirun read the disk once. Callers must not modify them."""
-    root_path = Path(root)
-    split = "training" if train else "test"
-    files = _split_files(root_path, name, train)
-    if files is not None:
-        images, labels = _read_idx(files[0], "read_image_file"), _read_idx(files[1], "read_label_file")
-    else:
-        images, labels = _load_torchvision(name, root_path, train, download)
-    if images.ndim != 3 or len(images) != len(labels):
-        raise DataError(f"the {name} {split} split in {root} is inconsistent: {len(images)} images, "
-                        f"{len(labels)} labels; replace its IDX files with a matching pair")
-    log.info("loaded %s %s split from %s: %d images", name, split, root, len(images))
-    return images, labels.long()
+def load_raw(images: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images [N, 28, 28] and int64 labels [N] of one split's IDX pair, cached for the process so
+    that the jobs of a multirun read the disk once. Callers must not modify them."""
+    x, y = read_idx(images, "images"), read_idx(labels, "labels")
+    if len(x) != len(y):
+        raise DataError(f"IDX file {images} holds {len(x)} images but {labels} holds {len(y)} labels: replace them "
+                        "with a matching pair")
+    log.info("loaded %s: %d images", images, len(x))
+    return x, y.long()
 
 
 class _IDXData:
@@ -173,8 +210,41 @@ class _IDXData:
 
     def _raw(self, train: bool) -> tuple[Path, torch.Tensor, torch.Tensor]:
         root = self.root
-        images, labels = load_raw(self.name, str(root), train, self.download)
+        images, labels = load_raw(*(_split_files(root, self.name, train) or self._download(root, train)))
         return root, images, labels
+
+    def _download(self, root: Path, train: bool) -> tuple[Path, Path]:
+        """The split's IDX files after torchvision downloads the data set into root, under the rule of
+        sweep.data.download (only into a new or empty folder; nothing left behind on failure)."""
+        tv_name = TORCHVISION_CLASS[self.name]
+        hint = (f"put the four IDX files ({'train' if train else 't10k'}-images-idx3-ubyte[.gz], ...) in a folder and "
+                f"set data.root=FOLDER, or torchvision's layout under {root}/{tv_name}/raw")
+        if not self.download:
+            raise DataError(f"no {self.name} data in {root} and data.download=false: {hint}")
+        if not may_download_into(root):
+            default = data_root(None, self.name, fallback=self._fallback())
+            given = self.root_arg is not None and default != root
+            elsewhere = f"leave data.root unset to use {default}, or " if given else ""
+            raise DataError(f"no {self.name} IDX files in {root}, and sweep downloads only into a new or empty folder "
+                            f"(this one holds other files, left as they are): put the four IDX files there (or in "
+                            f"{tv_name}/raw/ under it), or {elsewhere}set data.root to a new or empty folder")
+        from torchvision import datasets
+
+        tv_class = getattr(datasets, tv_name)
+        try:
+            download_into(root, lambda stage: tv_class(str(stage), train=True, download=True), [tv_name])
+        except RuntimeError as e:  # torchvision: every mirror failed for one of the files
+            lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+            why = " ".join(dict.fromkeys([lines[0], lines[-1]]))
+            raise DataError(f"could not download {self.name} into {root} ({why}; no network?): nothing was left "
+                            f"behind; {hint}") from None
+        except OSError as e:  # a full disk, a folder that cannot be created
+            raise DataError(f"could not download {self.name} into {root} ({e.strerror or first_line(e)}): nothing "
+                            f"was left behind; {hint}") from None
+        files = _split_files(root, self.name, train)
+        if files is None:
+            raise DataError(f"torchvision downloaded {self.name} into {root}, but not the IDX files read here: {hint}")
+        return files
 
     def _convert(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images as float32 in [0, 1], [N, 1, 28, 28]; labels as the task's int64 targets."""
@@ -183,15 +253,16 @@ class _IDXData:
         return x, y
 
     def _require_test_split(self, root: Path) -> None:
-        """Fail before training, not after it: the test files must be there (only their headers are read)."""
+        """Fail before training, not after it: the test files must be there and good (read and checked now,
+        cached for test_dataset, which alone uses them)."""
         files = _split_files(root, self.name, train=False)
         if files is None:
             raise DataError(
                 f"the {self.name} test split is missing from {root}: add t10k-images-idx3-ubyte[.gz] and "
                 "t10k-labels-idx1-ubyte[.gz] beside the training files"
             )
-        n = _idx_length(files[1])
-        if self.test_size is not None and n is not None and self.test_size > n:
+        n = len(load_raw(*files)[1])
+        if self.test_size is not None and self.test_size > n:
             raise self._test_too_large(n, root)
 
     def _test_too_large(self, n: int, root: Path) -> DataError:

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from sweep.errors import DataError
+from sweep.errors import DataError, first_line
 from sweep.tasks import TASKS
 
 SPLITS = ("train", "val", "test")
@@ -69,15 +69,22 @@ class CSV:
         """The file as a pandas DataFrame, or a DataError naming it."""
         import pandas as pd
 
+        if self.path.is_dir():
+            raise DataError(f"CSV file {self.path} is a folder: set data.path to the table file in it")
         if not self.path.is_file():
             raise DataError(f"CSV file {self.path} does not exist: set data.path to your table")
         try:
             return pd.read_csv(self.path)
         except pd.errors.EmptyDataError:
             raise DataError(f"CSV file {self.path} is empty: give it a header row and data rows") from None
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
-            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DataError(f"cannot parse CSV file {self.path} ({detail}): fix the file") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"CSV file {self.path} is not UTF-8 text ({e.reason}): save it as "
+                            "UTF-8 CSV") from None
+        except OSError as e:
+            raise DataError(f"cannot read CSV file {self.path} ({e.strerror or first_line(e)}): check its "
+                            "permissions") from None
+        except (pd.errors.ParserError, ValueError) as e:
+            raise DataError(f"cannot parse CSV file {self.path} ({first_line(e)}): fix the file") from None
 
     def _feature_names(self, columns: list[str]) -> list[str]:
         """data.features, checked against the file, or every column but the target and split column."""
@@ -186,6 +193,12 @@ class CSV:
             if frame[c].isna().any():
                 raise DataError(f"column {c} of {self.path} has {self._first_missing(frame[c])}: fill or drop "
                                 "those rows")
+        numeric_target = self.task == "regression" and pd.api.types.is_numeric_dtype(frame[self.target])
+        for c in [*names, *([self.target] if numeric_target else [])]:  # a non-numeric target is said later
+            infinite = np.isinf(frame[c].to_numpy(dtype=np.float64))
+            if infinite.any():
+                raise DataError(f"column {c} of {self.path} has {int(infinite.sum())} infinite value(s), the first in "
+                                f"data row {int(infinite.argmax()) + 1}: replace or drop those rows")
         if self.task == "regression":  # checked before splitting: a bad target is the first thing to say
             y, classes = self._targets(frame[self.target], ())
             rows = self._split_rows(frame)

@@ -8,19 +8,23 @@ reproducible from its seed and the DataLoader's worker seeds.
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
 from sweep.data import data_root, int_at_least
+from sweep.data.download import download_into, may_download_into
 from sweep.errors import DataError, first_line
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 IMAGE_FOLDER_SPLITS = ("train", "val", "test")
 
 
@@ -45,28 +49,95 @@ class TransformedSubset(Subset):
 
 @functools.lru_cache(maxsize=4)
 def _load_cifar10(root: str, train: bool, download: bool) -> Any:
-    """torchvision's CIFAR10 (it checks the files' md5 sums, then unpickles them), once per process
-    and split, so that the jobs of a multirun read the disk once."""
+    """torchvision's CIFAR10 (it checks every file's md5 sum, then unpickles the split's batches), once per
+    process and split, so that the jobs of a multirun read the disk once. A missing folder is downloaded
+    under the rule of sweep.data.download; a bad file is a DataError naming it."""
     from torchvision import datasets
 
     where = Path(root) / CIFAR10_FOLDER
+    if not where.exists():
+        if not download:
+            raise DataError(f"no CIFAR-10 data in {where}: extract {CIFAR10_ARCHIVE} in {root}, or set "
+                            "data.download=true")
+        _download_cifar10(Path(root))
+    fix = f"extract {CIFAR10_ARCHIVE} in {root} again" + (f", or delete {where} to download it" if download else "")
     try:
-        return datasets.CIFAR10(root, train=train, download=download)
-    except RuntimeError as e:
-        if download and "not found" not in str(e).lower():
-            raise DataError(f"could not download cifar10 into {root} ({first_line(e)}): put the extracted "
-                            f"{CIFAR10_FOLDER}/ folder of cifar-10-python.tar.gz in {root}, or set data.root") from None
-        fix = ("the download did not give good files: delete it and run again" if download
-               else "extract cifar-10-python.tar.gz there, or set data.download=true")
-        raise DataError(f"no CIFAR-10 data in {where} (missing or corrupted files, checked against their md5 "
-                        f"sums): {fix}") from None
-    except OSError as e:  # URLError, socket errors, a full disk
-        raise DataError(f"could not download cifar10 into {root} (no network?): {first_line(e)}; put the "
-                        f"extracted {CIFAR10_FOLDER}/ folder of cifar-10-python.tar.gz in {root}, "
+        ds = datasets.CIFAR10(root, train=train, download=False)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError) as e:
+        problem = _cifar10_problem(where, datasets.CIFAR10, train)
+        raise DataError(f"{problem or f'cannot read the CIFAR-10 files in {where} ({first_line(e)})'}: {fix}") from None
+    labels = np.asarray(ds.targets)  # torchvision reads these as they are: a bad one would fail mid-training
+    if ds.data.dtype != np.uint8 or len(labels) != len(ds.data) or not np.isin(labels, np.arange(10)).all():
+        problem = _cifar10_problem(where, datasets.CIFAR10, train)
+        raise DataError(f"{problem or f'the CIFAR-10 batches in {where} lack one label 0 to 9 per image'}: {fix}")
+    return ds
+
+
+def _download_cifar10(root: Path) -> None:
+    """torchvision's download of the archive, into root only if it is new or empty; only the extracted
+    folder is kept (the archive goes with the staging folder), and nothing at all on failure."""
+    from torchvision import datasets
+
+    if not may_download_into(root):
+        raise DataError(f"no CIFAR-10 data in {root} (no {CIFAR10_FOLDER}/), and sweep downloads only into a new or "
+                        f"empty folder (this one holds other files, left as they are): extract {CIFAR10_ARCHIVE} "
+                        "there, or set data.root to a new or empty folder")
+    try:
+        download_into(root, lambda stage: datasets.CIFAR10(str(stage), train=True, download=True), [CIFAR10_FOLDER])
+    except (RuntimeError, OSError) as e:  # URLError (no network), a damaged download, a full disk
+        raise DataError(f"could not download cifar10 into {root} ({first_line(e)}; no network?): nothing was left "
+                        f"behind; put the extracted {CIFAR10_FOLDER}/ folder of {CIFAR10_ARCHIVE} in {root}, "
                         "or set data.root") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as e:
-        raise DataError(f"cannot read the CIFAR-10 batches in {where} ({type(e).__name__}): replace them with "
-                        "a good copy") from None
+
+
+def _cifar10_problem(where: Path, cls: Any, train: bool) -> Optional[str]:
+    """The first thing wrong with the CIFAR-10 files in where, in words naming the file, in torchvision's
+    order: every file's md5 sum, then the split's batches and the metadata. A file is unpickled only once
+    every md5 sum matches, as torchvision does."""
+    from torchvision.datasets.utils import check_integrity
+
+    files = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
+    for name, md5 in files:
+        path = where / name
+        if not path.is_file():
+            return f"CIFAR-10 file {path} is missing"
+        if not check_integrity(str(path), md5):
+            return f"CIFAR-10 file {path} does not match the official file's md5 sum (damaged, or not CIFAR-10's)"
+    for name, _ in (cls.train_list if train else cls.test_list):
+        problem = _batch_problem(where / name)
+        if problem:
+            return problem
+    return _batch_problem(where / cls.meta["filename"], names_key=cls.meta["key"])
+
+
+def _batch_problem(path: Path, names_key: Optional[str] = None) -> Optional[str]:
+    """What is wrong with one CIFAR-10 batch (data: uint8 rows of 3x32x32 values; labels: one 0 to 9 each),
+    or with the metadata file when names_key is given (its list of the 10 class names)."""
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+    except Exception as e:  # a damaged pickle fails in many ways
+        return f"CIFAR-10 file {path} is not a readable pickle ({type(e).__name__}: {first_line(e)})"
+    if not isinstance(entry, dict):
+        return f"CIFAR-10 file {path} holds a {type(entry).__name__}, not the dict of a CIFAR-10 batch"
+    if names_key is not None:
+        names = entry.get(names_key)
+        ok = isinstance(names, list) and len(names) == 10
+        return None if ok else f"CIFAR-10 file {path} has no list of the 10 class names under the key {names_key!r}"
+    missing = [k for k in ("data", "labels") if k not in entry]
+    if missing:
+        return f"CIFAR-10 batch {path} has no {' and no '.join(repr(k) for k in missing)} key"
+    data, labels = entry["data"], entry["labels"]
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        shape = f"{getattr(data, 'dtype', type(data).__name__)} data of shape {getattr(data, 'shape', '?')}"
+        return f"CIFAR-10 batch {path} holds {shape}, where a batch holds uint8 rows of 3072 values (3x32x32 pixels)"
+    if len(labels) != len(data):
+        return f"CIFAR-10 batch {path} holds {len(data)} images but {len(labels)} labels"
+    bad = next((y for y in labels if isinstance(y, bool) or not isinstance(y, (int, np.integer)) or not 0 <= y < 10),
+               None)
+    if bad is not None:
+        return f"CIFAR-10 batch {path} holds the label {bad!r}, but CIFAR-10 labels are 0 to 9"
+    return None
 
 
 class CIFAR10:
@@ -133,6 +204,33 @@ class CIFAR10:
 # ------------------------------------------------------------------------------------------- ImageFolder
 
 
+def load_image(path: str) -> Any:
+    """torchvision's image loader (a PIL image, RGB), with a file that is not an image named in one line:
+    torchvision lists files by their names only, so a bad one shows when it is read."""
+    from PIL import Image
+    from torchvision.datasets.folder import default_loader
+
+    try:
+        return default_loader(path)
+    except PermissionError as e:
+        raise DataError(f"cannot read image {path} ({e.strerror}): check its permissions") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # PIL's ways to refuse a file
+        why = "in no format it knows" if isinstance(e, Image.UnidentifiedImageError) else first_line(e)
+        raise DataError(f"{path} is not an image that PIL can read ({why}): replace it, or remove it from the "
+                        "folder") from None
+
+
+def _without_images(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """The class subfolders of folder in which torchvision finds no image file (it looks through subfolders,
+    following links)."""
+    empty = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        names = (n for _, _, files in os.walk(sub, followlinks=True) for n in files)
+        if not any(n.lower().endswith(extensions) for n in names):
+            empty.append(sub)
+    return empty
+
+
 class ImageFolder:
     """Images in class subfolders (PATH/cat/*.png, PATH/dog/*.png, ...), split by fraction with a fixed
     seed (the same split every run), or already split as PATH/train/, PATH/val/ and PATH/test/ (each with
@@ -190,13 +288,16 @@ class ImageFolder:
         if not folder.is_dir():
             raise DataError(f"image folder {folder} does not exist: set data.path to a folder of class subfolders")
         try:
-            return datasets.ImageFolder(str(folder))
+            return datasets.ImageFolder(str(folder), loader=load_image)
         except FileNotFoundError as e:
+            from torchvision.datasets.folder import IMG_EXTENSIONS
+
             if "class folder" in str(e):
                 raise DataError(f"{folder} has no class subfolders: put each class's images in a subfolder named "
                                 "after it (PATH/cat/1.png, PATH/dog/2.png, ...)") from None
-            raise DataError(f"{folder} has a class subfolder without images ({first_line(e)}): add images to it "
-                            "or remove it") from None
+            empty = [str(d) for d in _without_images(folder, IMG_EXTENSIONS)] or [f"a class folder in {folder}"]
+            raise DataError(f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no images (files ending in "
+                            f"{', '.join(IMG_EXTENSIONS)}): add images to it or remove it") from None
         except OSError as e:
             raise DataError(f"cannot list the images in {folder} ({first_line(e)}): check its permissions") from None
 
@@ -255,4 +356,4 @@ class ImageFolder:
         return self._dataset("test")
 
 
-__all__ = ["CIFAR10", "ImageFolder", "TransformedSubset", "CIFAR10_MEAN", "CIFAR10_STD"]
+__all__ = ["CIFAR10", "ImageFolder", "TransformedSubset", "CIFAR10_MEAN", "CIFAR10_STD", "load_image"]

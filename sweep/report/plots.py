@@ -7,24 +7,28 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
 
-from sweep.plots import LOG_RATIO, metric_label, readable_log_axis
+from sweep.plots import LOG_RATIO, metric_label, readable_log_axis, title_lines
 from sweep.report.runs import param_columns, ranked_metric
-from sweep.report.summary import best_run
+from sweep.report.scales import Scale, param_scales
+from sweep.report.summary import best_run, number_text, pooled_seed_std
+from sweep.report.ticks import legible_ticks, short_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.transforms import Transform
 
 MAX_LEGEND_JOBS = 10  # above this, curves are drawn per status (one legend entry each), not per job
 STATUS_COLORS = {"completed": "tab:blue", "pruned": "tab:orange", "failed": "tab:red", "interrupted": "tab:purple",
                  "running": "tab:green"}
 SPLITS = {"best_val_": "Best validation", "val_": "Validation", "train_": "Training", "test_": "Test"}
-LOG_KEYS = ("lr", "weight_decay")  # parameters searched on a log scale
+DODGE_SPREAD_PT, DODGE_STEP_PT = 30.0, 7.0  # configurations sharing a value sit side by side, this far apart
+MIN_NOISE_SPANS = 4.0  # plot_params' y range spans at least this many pooled seed standard deviations
 STOPPED = {"pruned", "failed", "interrupted"}  # curves that end before trainer.epochs, marked with an x
 
 
@@ -151,6 +155,10 @@ def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, path: Optional[Path
                     label="best: selected epoch")
     all_y = np.concatenate([c[:, 1] for c in curves.values()]) if curves else np.array([])
     _pad_limits(ax, all_y, upper=1.0 if _is_accuracy(metric) else None, log_ok=not _is_accuracy(metric))
+    if curves:  # whole epochs with room at both ends: a one-epoch sweep gets the one tick 1
+        epochs = np.concatenate([c[:, 0] for c in curves.values()])
+        pad = max(0.5, 0.03 * (epochs.max() - epochs.min()))
+        ax.set_xlim(epochs.min() - pad, epochs.max() + pad)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     label = axis_label(metric)
     better = f" ({'higher' if direction == 'maximize' else 'lower'} is better)" if metric == ranked_on[5:] else ""
@@ -160,86 +168,240 @@ def plot_curves(runs: pd.DataFrame, histories: pd.DataFrame, path: Optional[Path
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no job has finished an epoch yet", ha="center", va="center", transform=ax.transAxes)
+    legible_ticks(fig)
     return _save(fig, path)
 
 
-def _log_axis(key: str, values: np.ndarray) -> bool:
-    """Learning rates and weight decays, or any positive parameter spanning a decade or more (15..240 units)."""
-    if values.size == 0 or not (values > 0).all():
-        return False
-    return key.rsplit(".", 1)[-1] in LOG_KEYS or values.max() / values.min() >= 10
+def _categories(values: pd.Series, listed: tuple = ()) -> list:
+    """A categorical panel's values in order, every listed one (a choice's) included: numbers (an Optuna
+    choice of batch sizes) by value, anything else as text."""
+    distinct = [*listed, *values.dropna().unique()]
+    if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in distinct):
+        return sorted(set(float(v) for v in distinct))
+    return sorted({_as_text(v) for v in distinct})
 
 
-def _plot_param(ax: Axes, runs: pd.DataFrame, key: str, column: str) -> None:
-    """`column` (the monitored one) of each job against one parameter, and the mean ± std per value
-    where values repeat."""
-    acc = runs[column].to_numpy(dtype=float)
-    numeric = runs[key].dtype.kind in "if"
-    if numeric:
+def _as_text(value: Any) -> str:
+    """A value as its override spells it (true, null), as the job's column holds it."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _slot_offsets(x: np.ndarray, slot: np.ndarray, spread: float, step: float) -> np.ndarray:
+    """Each row's sideways offset: the distinct slots (>= 0) that share an x value sit side by side, `step`
+    apart (less when many share it, never wider than `spread`), centred on x; rows of slot -1 stay on x."""
+    offsets = np.zeros(len(x))
+    for value in np.unique(x[np.isfinite(x) & (slot >= 0)]):
+        here = (x == value) & (slot >= 0)
+        slots = sorted(set(slot[here].tolist()))
+        gap = min(step, spread / (len(slots) - 1)) if len(slots) > 1 else 0.0
+        rank = {s: (i - (len(slots) - 1) / 2) * gap for i, s in enumerate(slots)}
+        offsets[here] = [rank[s] for s in slot[here]]
+    return offsets
+
+
+def _shifted(ax: Axes, points: float) -> Transform:
+    """transData moved `points` to the right: a sideways dodge that leaves the data's x values as they are."""
+    from matplotlib.transforms import ScaledTranslation
+
+    return ax.transData + ScaledTranslation(points / 72, 0, ax.figure.dpi_scale_trans)
+
+
+def _x_axis(ax: Axes, scale: Scale, values: np.ndarray) -> None:
+    """A numeric panel's x axis, log or linear: an Optuna range is shown whole; a basic multirun's few round
+    values (not a random search) are ticked exactly, with room around them."""
+    listed = np.array([float(v) for v in scale.values], dtype=float) if scale.values else np.array([])
+    values = np.unique(np.r_[values[np.isfinite(values)], listed])
+    lo, hi = scale.bounds if scale.bounds is not None else ((values.min(), values.max()) if values.size else (0, 1))
+    if scale.kind == "log" and lo > 0:
+        readable_log_axis(ax, lo, hi if hi > lo else lo * 10, "x")
+    if scale.bounds is not None:
+        _frame_x(ax, lo, hi, 0.03)
+    elif 0 < values.size <= 12 and all(f"{v:.3g}" == f"{v:g}" for v in values):
+        ax.minorticks_off()
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        _frame_x(ax, lo, hi, 0.08)
+
+
+def _frame_x(ax: Axes, lo: float, hi: float, margin: float) -> None:
+    """x limits from lo to hi with a margin of that fraction of the span (of its logarithm on a log axis)."""
+    if ax.get_xscale() == "log":
+        f = (hi / lo) ** margin if hi > lo else 2.0
+        ax.set_xlim(lo / f, hi * f)
+    else:
+        pad = margin * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.5
+        ax.set_xlim(lo - pad, hi + pad)
+
+
+def _plot_param(ax: Axes, runs: pd.DataFrame, key: str, column: str, scale: Scale, config: np.ndarray,
+                stats: pd.DataFrame) -> list[float]:
+    """`column` (the monitored one) of each job against one parameter, one point per job; where a
+    configuration was run with several seeds (config >= 0), its mean ± std over them as an error bar at its
+    value, its seeds' points beside it. Returns the y values drawn (for the shared y range)."""
+    y = runs[column].to_numpy(dtype=float)
+    status = runs["status"].to_numpy()
+    categorical = scale.kind == "category" or runs[key].dtype.kind not in "iuf"  # numbers only on a number axis
+    if categorical:
+        cats = _categories(runs[key], scale.values)
+        index = {c: float(i) for i, c in enumerate(cats)}
+        as_text = bool(cats) and isinstance(cats[0], str)
+        x = np.array([np.nan if pd.isna(v) else index.get(_as_text(v) if as_text else float(v), np.nan)
+                      for v in runs[key]])
+    else:
         x = runs[key].to_numpy(dtype=float)
-    else:
-        cats = sorted(runs[key].dropna().astype(str).unique())
-        x = runs[key].map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
-        ax.set_xticks(range(len(cats)), cats, rotation=30 if max(map(len, cats), default=0) > 6 else 0)
-    ok = np.isfinite(x) & np.isfinite(acc)
-    done = ok & (runs["status"] == "completed").to_numpy()
-    pruned = ok & (runs["status"] == "pruned").to_numpy()
-    ax.scatter(x[done], acc[done], s=16, alpha=0.5, color="tab:blue", label="completed job")
-    if pruned.any():
-        ax.scatter(x[pruned], acc[pruned], s=22, marker="x", color="tab:orange", label="pruned job (partial)")
-    stats = pd.DataFrame({"x": x[done], "acc": acc[done]}).groupby("x")["acc"].agg(["mean", "std", "count"])
-    if (stats["count"] >= 2).any():
-        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0.0), fmt="-o" if numeric else "o",
-                    color="black", ms=5, capsize=4, lw=1.5, zorder=3, label="mean ± std")
-    if numeric:
-        if _log_axis(key, x[ok]):
-            ax.set_xscale("log")
-        values = np.unique(x[ok])
-        if 0 < values.size <= 12 and all(f"{v:.3g}" == f"{v:g}" for v in values):
-            # a grid of round values (not a random search): tick exactly the values tried, with room around them
-            ax.minorticks_off()
-            ax.set_xticks(values, [f"{v:g}" for v in values], rotation=30 if values.size > 6 else 0)
-            lo, hi = values[0], values[-1]
-            if ax.get_xscale() == "log":
-                f = (hi / lo) ** 0.08 if hi > lo else 2.0
-                ax.set_xlim(lo / f, hi * f)
-            else:
-                pad = 0.08 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.5
-                ax.set_xlim(lo - pad, hi + pad)
-    else:
+    drawn = np.isfinite(x) & np.isfinite(y) & np.isin(status, ["completed", "pruned"])
+    grouped = np.where(drawn & (config >= 0), config, -1)
+    if categorical:  # side by side within a category: configurations, else single jobs
+        # Single jobs in a shuffled order: the rows are ranked by value, and slots in rank order would draw a trend.
+        shuffled = np.random.default_rng(0).permutation(len(runs))
+        slot = np.where(grouped >= 0, grouped, np.where(drawn, len(runs) + shuffled, -1))
+        x = x + _slot_offsets(x, slot, spread=0.6, step=0.3)
+        offsets = np.zeros(len(x))
+    else:  # in points: the values on the axis stay exact
+        offsets = _slot_offsets(x, grouped, spread=DODGE_SPREAD_PT, step=DODGE_STEP_PT)
+    for shift in np.unique(offsets[drawn]):
+        at = drawn & (offsets == shift)
+        transform = _shifted(ax, shift) if shift else ax.transData
+        done, pruned = at & (status == "completed"), at & (status == "pruned")
+        ax.scatter(x[done], y[done], s=16, alpha=0.55, color="tab:blue", label="completed job", transform=transform)
+        if pruned.any():
+            ax.scatter(x[pruned], y[pruned], s=22, marker="x", color="tab:orange", label="pruned job (partial)",
+                       transform=transform)
+    bars = stats.loc[stats.index.isin(np.unique(grouped[grouped >= 0]))]
+    ys = list(y[drawn])
+    if len(bars):
+        first = {c: i for i, c in reversed(list(enumerate(grouped))) if c >= 0}
+        bx = np.array([x[first[c]] for c in bars.index])
+        shifts = np.array([offsets[first[c]] for c in bars.index])
+        many = len(bars) > 12
+        for shift in np.unique(shifts):
+            at = shifts == shift
+            ax.errorbar(bx[at], bars["mean"].to_numpy()[at], yerr=bars["std"].to_numpy()[at], fmt="o", color="black",
+                        ms=3.5 if many else 5, capsize=2 if many else 4, lw=0.9 if many else 1.5, zorder=3,
+                        alpha=0.75 if many else 1.0, transform=_shifted(ax, shift) if shift else ax.transData,
+                        label="mean ± std over seeds")
+        ys += [*(bars["mean"] - bars["std"]), *(bars["mean"] + bars["std"])]
+    if categorical:
+        ax.set_xticks(range(len(cats)), short_labels([f"{c:g}" if isinstance(c, float) else str(c) for c in cats]))
         ax.set_xlim(-0.5, len(cats) - 0.5)
-    ax.set(xlabel=key, title=key)
+    else:
+        _x_axis(ax, scale, runs[key].to_numpy(dtype=float))
+    ax.set(xlabel=key + (" (log scale)" if ax.get_xscale() == "log" else ""), title=key)
     ax.grid(alpha=0.3)
+    return ys
 
 
-def plot_params(runs: pd.DataFrame, path: Optional[Path] = None) -> Figure:
-    """The monitored column (best_val_acc, best_val_rmse, ...) against each swept parameter; with seeds
-    swept, the mean ± std over seeds per value."""
+def _configuration_ids(jobs: pd.DataFrame, groups: list[str]) -> pd.Series:
+    """A number per job for its configuration, in the order of the configurations' values (not of their
+    results: configurations side by side at one value must not line up by rank)."""
+    try:
+        return jobs.groupby(groups, dropna=False, sort=True).ngroup()
+    except TypeError:  # values of mixed kinds in one column: the order they come in
+        return jobs.groupby(groups, dropna=False, sort=False).ngroup()
+
+
+def _y_limits(values: np.ndarray, sigma: Optional[float], accuracy: bool) -> tuple[float, float]:
+    """Limits that frame the values with a margin and span at least MIN_NOISE_SPANS seed standard deviations,
+    so that differences of the size seeds make look as small as they are; accuracies stop near 1."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = max((hi - lo) * 0.06, abs(hi) * 0.005) or 0.01
+    low, high = lo - pad, hi + pad
+    need = MIN_NOISE_SPANS * (sigma or 0.0)
+    if high - low < need:
+        centre = (low + high) / 2
+        low, high = centre - need / 2, centre + need / 2
+    if accuracy and high > 1.005 >= hi:
+        low, high = low - (high - 1.005), 1.005
+    return low, high
+
+
+def plot_params(runs: pd.DataFrame, path: Optional[Path] = None, scales: Optional[dict[str, Scale]] = None) -> Figure:
+    """The monitored column (best_val_acc, best_val_rmse, ...) against each swept parameter: one point per
+    job; with seeds swept, each configuration's mean ± std over its seeds as an error bar at its value, and a
+    y range of at least MIN_NOISE_SPANS pooled seed standard deviations.
+
+    `scales` maps parameters to their Scale (sweep.report.scales.param_scales, which write_plots gives from
+    the sweep folders' records); a parameter left out gets the scale its values call for.
+    """
     from matplotlib.figure import Figure
 
     column, direction = ranked_metric(runs)
     params = param_columns(runs)
     shown = [p for p in params if p != "seed"] or params
+    scales = {**param_scales(runs), **(scales or {})}
+    seeds = "seed" in params and len(params) > 1
+    config = np.full(len(runs), -1)
+    stats = pd.DataFrame(columns=["mean", "std", "count"])
+    if seeds:  # configurations: every swept value but the seed; only completed jobs are finished results
+        done = (runs["status"] == "completed") & runs[column].notna()
+        ids = _configuration_ids(runs[done], [p for p in params if p != "seed"])
+        stats = runs.loc[done, column].groupby(ids).agg(["mean", "std", "count"])
+        stats = stats[stats["count"] >= 2]
+        config[done.to_numpy()] = np.where(ids.isin(stats.index), ids, -1)
     ncols = min(3, len(shown))
     nrows = math.ceil(len(shown) / ncols)
-    fig = Figure(figsize=(max(7.0, 4.4 * ncols + 0.6), 3.6 * nrows + 0.8), layout="constrained")
+    fig = Figure(figsize=(max(7.5, 4.4 * ncols + 0.6), 3.6 * nrows + 1.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
+    ys: list[float] = []
     for ax, key in zip(axes, shown):
-        _plot_param(ax, runs, key, column)
+        ys += _plot_param(ax, runs, key, column, scales[key], config if key != "seed" else
+                          np.full(len(runs), -1), stats)
     for ax in axes[len(shown):]:
         ax.set_visible(False)
-    shown_y = runs.loc[runs["status"].isin(["completed", "pruned"]), column].to_numpy(dtype=float)
-    shown_y = shown_y[np.isfinite(shown_y)]
-    if not _is_accuracy(column) and shown_y.size and shown_y.min() > 0 and shown_y.max() / shown_y.min() >= LOG_RATIO:
-        readable_log_axis(axes[0], shown_y.min(), shown_y.max())  # shared: every panel; limits stay automatic
+    values = np.array(ys, dtype=float)
+    values = values[np.isfinite(values)]
+    sigma = pooled_seed_std(runs) if "seed" in params else None
+    accuracy = _is_accuracy(column)
+    if values.size:
+        if not accuracy and values.min() > 0 and values.max() / values.min() >= LOG_RATIO:
+            readable_log_axis(axes[0], values.min(), values.max())  # shared: every panel
+            f = (values.max() / values.min()) ** 0.04
+            axes[0].set_ylim(values.min() / f, max(values.max() * f, values.min() / f + MIN_NOISE_SPANS * (sigma or 0)))
+        else:
+            axes[0].set_ylim(*_y_limits(values, sigma, accuracy))
     label = axis_label(column)
     for ax in axes[::ncols]:
         ax.set_ylabel(label)
-    seeds = "seed" in params and len(params) > 1
     better = "higher" if direction == "maximize" else "lower"
-    fig.suptitle(f"{label} per swept parameter\n({better} is better" + (", mean ± std over seeds)" if seeds else ")"))
+    if sigma is not None and not seeds:  # seed alone is swept: one configuration
+        noise = f"one point per seed of one configuration: their spread is seed noise (std {number_text(sigma)})"
+    elif sigma is not None:
+        noise = (f"one point per job; error bars: mean ± std over seeds; the y range spans at least "
+                 f"{MIN_NOISE_SPANS:g} seed std ({number_text(sigma)})")
+    elif seeds:
+        noise = "one point per job; no configuration has two completed seeds yet: no noise estimate"
+    else:
+        noise = "one point per job, one seed per configuration: no noise estimate"
+    width = fig.get_figwidth() - 0.3
+    fig.suptitle("\n".join([*title_lines(f"{label} per swept parameter ({better} is better)", width),
+                             *title_lines(noise, width)]))
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8, frameon=False)
+    unique = dict(zip(labels, handles))
+    fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=len(unique), fontsize=8,
+               frameon=False)
+    legible_ticks(fig)
+    return _save(fig, path)
+
+
+def plot_importance(importances: dict[str, float], path: Optional[Path] = None, title: str = "") -> Figure:
+    """Horizontal bars: each searched parameter's importance (optuna.importance, normalised to sum 1), the
+    most important on top, its full name beside its bar."""
+    from matplotlib.figure import Figure
+
+    names = list(importances)[::-1]  # barh draws bottom-up
+    values = np.array([importances[n] for n in names], dtype=float)
+    width = min(12.0, 6.0 + 0.07 * max(map(len, names), default=0))
+    fig = Figure(figsize=(width, 1.6 + 0.42 * len(names)), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(range(len(names)), values, color="tab:blue", height=0.6)
+    ax.set_yticks(range(len(names)), names)
+    top = float(values.max()) if values.size and values.max() > 0 else 1.0
+    for i, v in enumerate(values):
+        ax.text(v + top * 0.01, i, f"{v:.2f}", va="center", fontsize=9)
+    ax.set_xlim(0, top * 1.15)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.set(xlabel="Importance (PED-ANOVA, normalised to sum 1)", title=title or "Parameter importance")
+    ax.grid(axis="x", alpha=0.3)
+    legible_ticks(fig)
     return _save(fig, path)
 
 
@@ -279,10 +441,14 @@ def plot_optuna_history(trials: pd.DataFrame, path: Optional[Path] = None, direc
     if (~has_value).any() and has_value.any():  # room for the rug below the lowest value (minimize: the best)
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo / (hi / lo) ** 0.12 if ax.get_yscale() == "log" else lo - 0.12 * (hi - lo), hi)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if number.size:  # whole trial numbers with room at both ends: one trial gets the one tick 0
+        pad = max(0.5, 0.02 * (number.max() - number.min()))
+        ax.set_xlim(number.min() - pad, number.max() + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ylabel = f"Trial value: {axis_label(monitor)}" if monitor else "Trial value (validation objective)"
     ax.set(xlabel="Trial number", ylabel=ylabel,
            title=f"Optimisation history ({direction}){': ' + title if title else ''}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    legible_ticks(fig)
     return _save(fig, path)

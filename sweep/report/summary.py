@@ -1,5 +1,6 @@
-"""What the report says below the table: the best job and how to rerun it, the jobs that did not
-complete, and, with seeds swept, whether the leader's margin is beyond seed noise. All of it on the
+"""What the report says below the table: the best configuration (with seeds swept, the best mean over
+seeds), the job whose checkpoint it recommends and how to rerun it, the jobs that did not complete, and,
+with seeds swept, whether the leader's margin is beyond seed noise. All of it on the
 monitored validation metric (runs.attrs["ranked_on"], in runs.attrs["direction"]); test numbers are
 shown in the table, never used here.
 """
@@ -18,14 +19,68 @@ from sweep.report.runs import (RERUN_KEEPS, is_launch_key, metric_columns, natur
                                ranked_metric, split_override, sweep_cwd)
 
 
-def best_run(runs: pd.DataFrame) -> Optional[pd.Series]:
-    """The best completed job on the monitored validation column, in its direction (ties: the earlier row),
-    or None while no job has completed."""
-    col, direction = ranked_metric(runs)
-    done = runs[(runs["status"] == "completed") & runs[col].notna()]
+def _best_job(jobs: pd.DataFrame, col: str, direction: str) -> Optional[pd.Series]:
+    """The best completed job of `jobs` on col, in its direction (ties: the earlier row)."""
+    done = jobs[(jobs["status"] == "completed") & jobs[col].notna()]
     if done.empty:
         return None
     return done.sort_values(col, ascending=direction == "minimize", kind="stable").iloc[0]
+
+
+def _same_configuration(jobs: pd.DataFrame, row: pd.Series, groups: list[str]) -> pd.Series:
+    """Which jobs have every value of `row` in `groups` (a missing value matches a missing one)."""
+    mask = pd.Series(True, index=jobs.index)
+    for g in groups:
+        mask &= (jobs[g] == row[g]) | (jobs[g].isna() & pd.isna(row[g]))
+    return mask
+
+
+def best_configuration(runs: pd.DataFrame) -> Optional[tuple[pd.Series, Optional[pd.Series]]]:
+    """(job, configuration): the job whose checkpoint the report recommends, and, with seed swept, its
+    configuration's row of seed_summary (None without seeds); None while no job has completed.
+
+    Without seeds, the job is the best completed one on the monitored validation column. With seed swept,
+    the configuration (every swept value but the seed) with the best MEAN over its completed seeds wins,
+    among those with at least two completed seeds when there are any; the job is its best seed. A single
+    lucky seed never decides the configuration.
+    """
+    col, direction = ranked_metric(runs)
+    seeds = seed_summary(runs)
+    if seeds is not None:
+        mean = f"{col}_mean"
+        ranked = seeds[seeds[mean].notna()]
+        repeated = ranked[ranked["count"] >= 2]
+        pool = repeated if len(repeated) else ranked
+        if not pool.empty:
+            top = pool.iloc[0]
+            groups = [c for c in seeds.columns if c not in (mean, f"{col}_std", "count")]
+            job = _best_job(runs[_same_configuration(runs, top, groups)], col, direction)
+            if job is not None:
+                return job, top
+    job = _best_job(runs, col, direction)
+    return None if job is None else (job, None)
+
+
+def best_run(runs: pd.DataFrame) -> Optional[pd.Series]:
+    """The job the report recommends (its checkpoint, its rerun command), or None while no job has completed:
+    the best completed job on the monitored validation column, in its direction (ties: the earlier row);
+    with seed swept, the best seed of the configuration with the best mean over seeds (best_configuration)."""
+    best = best_configuration(runs)
+    return None if best is None else best[0]
+
+
+def pooled_seed_std(runs: pd.DataFrame) -> Optional[float]:
+    """The standard deviation that seeds alone cause, pooled over the configurations with two or more
+    completed seeds (each weighted by its seeds less one); None without such a configuration."""
+    seeds = seed_summary(runs)
+    if seeds is None:
+        return None
+    col = seeds.attrs["metric"]
+    repeated = seeds[(seeds["count"] >= 2) & seeds[f"{col}_std"].notna()]
+    dof = float((repeated["count"] - 1).sum())
+    if dof <= 0:
+        return None
+    return math.sqrt(float(((repeated["count"] - 1) * repeated[f"{col}_std"] ** 2).sum()) / dof)
 
 
 def _param_text(row: pd.Series, params: list[str]) -> str:
@@ -85,11 +140,8 @@ def seed_summary(runs: pd.DataFrame) -> Optional[pd.DataFrame]:
     return table
 
 
-def noise_verdict(summary: pd.DataFrame) -> Optional[str]:
-    """Whether the leading group beats the runner-up by more than two standard errors of the difference.
-
-    A rough check (Welch's standard error), to flag differences that seeds alone could produce.
-    """
+def _noise(summary: pd.DataFrame) -> Optional[tuple[str, bool]]:
+    """(the verdict's text, whether the lead is within seed noise), or None without two repeated configurations."""
     col = summary.attrs.get("metric") or next(c[: -len("_mean")] for c in summary.columns if c.endswith("_mean"))
     direction = summary.attrs.get("direction", "maximize")
     mean, std = f"{col}_mean", f"{col}_std"
@@ -100,12 +152,21 @@ def noise_verdict(summary: pd.DataFrame) -> Optional[str]:
     (a, b) = (top.iloc[0], top.iloc[1])
     margin = (a[mean] - b[mean]) if direction == "maximize" else (b[mean] - a[mean])
     se = math.sqrt(a[std] ** 2 / a["count"] + b[std] ** 2 / b["count"])
-    verdict = "within" if margin <= 2 * se else "beyond"
-    return (f"{_param_text(a, groups)} vs {_param_text(b, groups)}: mean {col} differs by {_number(margin)}, "
-            f"{verdict} seed noise (2 standard errors: {_number(2 * se)})")
+    within = margin <= 2 * se
+    return (f"{_param_text(a, groups)} vs {_param_text(b, groups)}: mean {col} differs by {number_text(margin)}, "
+            f"{'within' if within else 'beyond'} seed noise (2 standard errors: {number_text(2 * se)})"), within
 
 
-def _number(x: float) -> str:
+def noise_verdict(summary: pd.DataFrame) -> Optional[str]:
+    """Whether the leading group beats the runner-up by more than two standard errors of the difference.
+
+    A rough check (Welch's standard error), to flag differences that seeds alone could produce.
+    """
+    noise = _noise(summary)
+    return None if noise is None else noise[0]
+
+
+def number_text(x: float) -> str:
     """4 decimals (accuracies, losses), or 4 significant digits for very small or very large values."""
     return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e5 else f"{x:.4g}"
 
@@ -181,23 +242,55 @@ def ranking_title(runs: pd.DataFrame) -> str:
     return title
 
 
+def _best_lines(runs: pd.DataFrame) -> list[str]:
+    """The best configuration section: the configuration (with seeds: its mean), the recommended job, its
+    checkpoint and rerun command, and, with seeds, whether the lead is beyond seed noise."""
+    params = param_columns(runs)
+    col, direction = ranked_metric(runs)
+    best = best_configuration(runs)
+    if best is None:
+        return ["no completed job yet"]
+    job, config = best
+    lines = []
+    if config is not None:
+        groups = [p for p in params if p != "seed"]
+        mean, std, count = config[f"{col}_mean"], config[f"{col}_std"], int(config["count"])
+        spread = (f"{number_text(mean)} ± {number_text(std)} (mean ± std over {count} completed seeds)" if count >= 2
+                  else f"{number_text(mean)} (one completed seed)")
+        which = (f"best configuration (the best mean over seeds): {_param_text(config, groups)}" if groups
+                 else "one configuration (only seed is swept)")
+        lines.append(f"{which}: {col} {spread}; its best seed:")
+    shown = [col, *(c for c in metric_columns(runs.columns) if c.startswith("best_val_") and c != col)]
+    values = ", ".join(f"{c} {number_text(job[c])}" for c in shown if not pd.isna(job[c]))
+    epoch = "" if pd.isna(job["best_epoch"]) else f" at epoch {job['best_epoch']}"
+    lines += [f"best: {job['job']} ({_param_text(job, params) or 'no swept parameter'}): {values}{epoch}",
+              f"checkpoint: {Path(job['path']) / rundir.CHECKPOINTS / rundir.BEST}",
+              f"rerun: {rerun_command(job)}"]
+    if config is None:
+        return lines
+    seeds = seed_summary(runs)
+    top = _best_job(runs, col, direction)
+    if top is not None and top["job"] != job["job"]:
+        own = seeds[_same_configuration(seeds, top, groups)]
+        why = ("its configuration has a single completed seed" if own.empty or own["count"].iloc[0] < 2
+               else "its configuration's mean over seeds is worse: a lucky seed")
+        lines.append(f"{top['job']} ({_param_text(top, params)}) is the best single job "
+                     f"({col} {number_text(top[col])}), but {why}")
+    noise = _noise(seeds) if seeds is not None else None
+    if noise is None:
+        if groups:
+            lines.append("seed noise unknown: fewer than two configurations have two or more completed seeds")
+    elif noise[1]:
+        lines.append(f"within seed noise: {noise[0]}; the runner-up may be as good: run more seeds to tell them apart")
+    else:
+        lines.append(f"beyond seed noise: {noise[0]}")
+    return lines
+
+
 def report_sections(runs: pd.DataFrame) -> list[tuple[str, str]]:
     """(title, text) pairs below the table: best configuration, unfinished jobs, seeds (terminal and report.md)."""
-    params = param_columns(runs)
     col, _ = ranked_metric(runs)
-    best = best_run(runs)
-    if best is None:
-        sections = [("Best configuration", "no completed job yet")]
-    else:
-        ckpt = Path(best["path"]) / rundir.CHECKPOINTS / rundir.BEST
-        shown = [col, *(c for c in metric_columns(runs.columns) if c.startswith("best_val_") and c != col)]
-        values = ", ".join(f"{c} {_number(best[c])}" for c in shown if not pd.isna(best[c]))
-        epoch = "" if pd.isna(best["best_epoch"]) else f" at epoch {best['best_epoch']}"
-        sections = [("Best configuration", "\n".join([
-            f"best: {best['job']} ({_param_text(best, params) or 'no swept parameter'}): {values}{epoch}",
-            f"checkpoint: {ckpt}",
-            f"rerun: {rerun_command(best)}",
-        ]))]
+    sections = [("Best configuration", "\n".join(_best_lines(runs)))]
     problems = runs[runs["status"] != "completed"]
     if not problems.empty:
         sections.append(("Jobs that did not complete", _problem_lines(problems)))
