@@ -49,6 +49,7 @@ Composer = Callable[[list[str]], DictConfig]  # overrides -> the config Hydra co
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
+    from hydra.errors import MissingConfigException
 
     from sweep.build import Prepared
 
@@ -164,7 +165,7 @@ def _not_a_key(e: Exception, overrides: list[str], compose: Composer) -> Excepti
     if not given:
         return e
     key = match.group(1)
-    parent, _, leaf = key.rpartition(".")
+    parent = key.rpartition(".")[0]
     if parent in TARGET_GROUPS:
         try:
             validate(compose([f"+{o}" if o in given and not o.startswith(("+", "~")) else o for o in overrides]))
@@ -178,23 +179,43 @@ def _not_a_key(e: Exception, overrides: list[str], compose: Composer) -> Excepti
         node = compose([o for o in overrides if o not in given])
     except Exception:
         return e
-    node = OmegaConf.select(node, parent) if parent else node
-    if not isinstance(node, DictConfig):
-        return e
-    known = [k for k in node if parent or k != "hydra"]
-    where = f"the keys of {parent}" if parent else "the top-level keys"
-    hint = did_you_mean(leaf, known, parent) or f"; {where} are {', '.join(known)}"
-    return ConfigError(f"{key} is not a config key{hint}")
+    parts = key.split(".")
+    for i, part in enumerate(parts):  # down to the first part that is not there
+        here = ".".join(parts[:i])
+        if not isinstance(node, DictConfig):
+            return ConfigError(f"{key} is not a config key: {here} holds a value, not keys; set {here}=VALUE")
+        if part not in node:
+            known = [k for k in node if i or k != "hydra"]
+            where = f"the keys of {here}" if here else "the top-level keys"
+            hint = did_you_mean(part, known, here, ".".join(parts[i + 1:])) or f"; {where} are {', '.join(known)}"
+            return ConfigError(f"{key} is not a config key{hint}")
+        node = node[part]
+    return e
 
 
 def _composed(compose: Composer, overrides: list[str]) -> DictConfig:
-    """compose(overrides), a key missing from a _target_ group's file said as _not_a_key says it."""
-    from hydra.errors import ConfigCompositionException
+    """compose(overrides), a key or group option that is not there said as _not_a_key and _not_an_option say it."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException
 
     try:
         return compose(overrides)
+    except MissingConfigException as e:
+        raise _not_an_option(e) from None
     except ConfigCompositionException as e:
         raise _not_a_key(e, overrides, compose) from None
+
+
+def _not_an_option(e: MissingConfigException) -> Exception:
+    """Hydra's "Could not find 'optimizer/adamm'", followed by its whole search path, as one line with the
+    option that was probably meant."""
+    from sweep.config import did_you_mean
+
+    group, _, name = (e.missing_cfg_file or "").rpartition("/")
+    if not group or not e.options:
+        return e
+    options = list(e.options)
+    return ConfigError(f"{group}={name} is not an option of {group}{did_you_mean(name, options)}: use one of "
+                       f"{', '.join(options)}")
 
 
 def _check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
@@ -230,48 +251,68 @@ def _check_on(cfg: DictConfig, first: Prepared) -> None:
     try_build(cfg, compute, first.task, first.train, first.input_shape, first.num_outputs)
 
 
-def _check_basic_multirun(overrides: list[str], compose: Composer) -> None:
-    """Every job of a multirun that Hydra's basic sweeper runs, composed (as its launcher composes them)
-    and checked as a single run is, in the sweeper's order; the data is read once per data config.
-    The first bad job is named, with the overrides that set it apart."""
+def _check_multirun(overrides: list[str], compose: Composer) -> None:
+    """A multirun checked before its first job, for the sweepers whose jobs are known up front: every job
+    of Hydra's basic sweeper; for sweep_optuna, the fixed settings and every end of the searched space
+    (each choice of a list), so that a value no trial could run never becomes a study's fixed setting or
+    a row of failed trials. Other sweepers check their own trials."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sweep.space import edge_overrides, parse_space
+
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists groups
+    given = parser.parse_overrides(overrides)
+    master = _composed(compose, [o.input_line for o in given if not o.is_sweep_override()])  # as Hydra's
+    sweeper = master.hydra.runtime.choices.get("hydra/sweeper")
+    task = [o.input_line for o in given if not o.is_hydra_override()]
+    if sweeper == "basic":
+        params = master.hydra.sweeper.get("params") or {}
+        jobs = basic_jobs(parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()), *task]))
+        named = []
+        for num, job in enumerate(jobs):
+            apart = " ".join(o for o in job if any(o not in other for other in jobs))
+            named.append((f"job {num}{f' ({apart})' if apart else ''}", job))
+        _check_jobs(master, compose, named, folders=True)
+    elif sweeper == "sweep_optuna":
+        space = parse_space(master.hydra.sweeper.get("params"), task)
+        fixed = [f"{k}={v}" for k, v in space.fixed.items()]
+        _check_jobs(master, compose, [("", fixed), *((f"the search space reaches {edge}", [*fixed, edge])
+                                                     for edge in edge_overrides(space))], folders=False)
+
+
+def _check_jobs(master: DictConfig, compose: Composer, jobs: list[tuple[str, list[str]]], folders: bool) -> None:
+    """Each job (a name, its task overrides) composed as its launcher composes it and checked as a single
+    run is, in order; the data is read once per data config. The first bad job is named. With `folders`,
+    each job's folder (hydra.sweep.subdir, numbered as Hydra's launcher numbers jobs) must hold no run."""
     from hydra.errors import HydraException
 
     from sweep.build import prepare
     from sweep.config import validate
 
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists groups
-    given = parser.parse_overrides(overrides)
-    master = _composed(compose, [o.input_line for o in given if not o.is_sweep_override()])  # as Hydra's
-    if master.hydra.runtime.choices.get("hydra/sweeper") != "basic":
-        return  # another sweeper checks its own trials
-    params = master.hydra.sweeper.get("params") or {}
-    jobs = basic_jobs(parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()),
-                                              *(o.input_line for o in given if not o.is_hydra_override())]))
     firsts: dict[str, Prepared] = {}  # a data config (as JSON) -> the preparation of its first job
-    for num, job in enumerate(jobs):
+    for num, (name, job) in enumerate(jobs):
         try:
             cfg = _composed(compose, [*master.hydra.overrides.hydra, *job])
-            with open_dict(cfg):  # as Hydra's launcher numbers its jobs, for hydra.sweep.subdir
-                cfg.hydra.job.id, cfg.hydra.job.num = f"{cfg.hydra.job.name}_{num}", num
+            if folders:
+                with open_dict(cfg):
+                    cfg.hydra.job.id, cfg.hydra.job.num = f"{cfg.hydra.job.name}_{num}", num
             checked = validate(cfg)
             data = json.dumps(OmegaConf.to_container(checked.data), sort_keys=True, default=str)
             if data in firsts:
                 _check_on(checked, firsts[data])
             else:
                 firsts[data] = prepare(cfg)
-            _check_run_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), checked)
+            if folders:
+                _check_run_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), checked)
         except (UserError, HydraException, OmegaConfBaseException) as e:
-            apart = " ".join(o for o in job if any(o not in other for other in jobs))
-            raise UserError(f"job {num}{f' ({apart})' if apart else ''}: {_one_line(e)}") from None
+            raise UserError(f"{name}: {_one_line(e)}" if name else _one_line(e)) from None
 
 
 def preflight(argv: list[str]) -> Optional[Prepared]:
     """Check everything before Hydra creates or rewrites anything: a single run, which is also prepared
-    (its preparation is handed to it), or every job of a basic multirun.
-
-    Other sweepers check their own trials; command lines with Hydra's other flags are left to Hydra.
+    (its preparation is handed to it), every job of a basic multirun, or an Optuna search's fixed settings
+    and the ends of its space. Command lines with Hydra's other flags are left to Hydra.
     """
     from sweep.build import prepare
 
@@ -281,10 +322,13 @@ def preflight(argv: list[str]) -> Optional[Prepared]:
         return None
     with _hydra(_flag(flags, CONFIG_DIR_FLAGS), _flag(flags, CONFIG_NAME_FLAGS) or "config") as compose:
         if any(n in MULTIRUN_FLAGS for n in names):
-            _check_basic_multirun(overrides, compose)
+            _check_multirun(overrides, compose)
             return None
         cfg = _composed(compose, overrides)
         run_dir = Path(str(cfg.hydra.run.dir))
+        if cfg.get("resume") is True and not run_dir.exists():  # a mistyped folder must not start afresh
+            raise ConfigError(f"resume=true, but {run_dir} does not exist: there is nothing to continue; check "
+                              "hydra.run.dir, or leave out resume=true to start a new run")
         prepared = prepare(cfg)
         _check_run_dir(run_dir, prepared.cfg)
         return prepared

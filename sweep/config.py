@@ -123,10 +123,13 @@ def validate(cfg: DictConfig) -> DictConfig:
     return typed
 
 
-def did_you_mean(key: str, known: list[str], parent: str = "") -> str:
-    """" (did you mean trainer.epochs?)" when a known key is close to a mistyped one, else ""."""
+def did_you_mean(key: str, known: list[str], parent: str = "", rest: str = "") -> str:
+    """" (did you mean trainer.epochs?)" when a known key is close to a mistyped one (`rest`: what followed
+    it, as in trainr.epochs), else ""."""
     close = difflib.get_close_matches(key, known, n=1) or [k for k in known if k.startswith(key)][:1]
-    return f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    if not close:
+        return ""
+    return f" (did you mean {parent + '.' if parent else ''}{close[0]}{'.' + rest if rest else ''}?)"
 
 
 def _require(ok: bool, key: str, value: Any, must: str) -> None:
@@ -143,8 +146,9 @@ def _check_trainer(t: DictConfig) -> None:
     """The trainer's values that no annotation can express: ranges, device names, a validation monitor."""
     _require(t.epochs >= 1, "trainer.epochs", t.epochs, "at least 1")
     keep = t.keep_checkpoints
-    _require(keep in (None, "auto") or (type(keep) is int and keep >= 0), "trainer.keep_checkpoints", keep,
-             "auto, null (keep every epoch file) or a whole number of at least 0")
+    if not (keep in (None, "auto") or (type(keep) is int and keep >= 0)):
+        raise ConfigError(f"trainer.keep_checkpoints={keep} is not valid: use auto, null (keep every epoch file) "
+                          "or a whole number of at least 0")
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", t.eval_every, "null or at least 1")
     _require(t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "null (torch's default) or at least 1")
     if not DEVICE.match(t.device):
@@ -218,6 +222,10 @@ def check_target(cfg: DictConfig, group: str) -> None:
     if node is None or not isinstance(node, DictConfig):
         raise ConfigError(f"{group} must be a config with a _target_: pick one with {group}=NAME (see conf/{group}/)")
     if group == "scheduler" and node.get("_target_") is None:
+        keys = [k for k in node if k != "_target_"]
+        if keys:
+            raise ConfigError(f"scheduler.{keys[0]} is set, but scheduler=none has no schedule to take it: pick one, "
+                              f"e.g. scheduler=cosine scheduler.{keys[0]}=...")
         return
     target = locate(group, node.get("_target_"))
     name = node._target_

@@ -42,7 +42,7 @@ from optuna.trial import TrialState
 from sweep import rundir, storage as storage_mod
 from sweep.atomic import atomic_write_json, atomic_write_text
 from sweep.errors import UserError, first_line
-from sweep.space import Space, grid_choices, parse_space
+from sweep.space import Space, grid_choices, parse_space, quoted, value_text
 from sweep.study import (DIR_ATTR, FAILURE_ATTR, REQUEUED_ATTR, SURPLUS_ATTR, WORKER_ATTR, Trials, counts_toward_n_trials, failed, fixed_settings, open_study, trial_dir_name,
                          write_results)
 from sweep.trial import TRIAL_ENV, TrialInterrupted, make_pruner
@@ -76,22 +76,6 @@ def _in_thread(fn: Any, *args: Any) -> cf.Future:
 
     threading.Thread(target=run, daemon=True, name="trial").start()
     return future
-
-
-def _value_text(v: Any) -> str:
-    """A sampled value as a Hydra override value."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, str) and not v.replace("_", "").replace("-", "").replace(".", "").replace("/", "").isalnum():
-        return _quoted(v)
-    return str(v)
-
-
-def _quoted(text: str) -> str:
-    """A single-quoted Hydra override value (JSON never holds a bare quote once ' is escaped as \\u0027)."""
-    return "'" + text.replace("'", "\\u0027") + "'"
 
 
 @contextlib.contextmanager
@@ -410,14 +394,14 @@ class OptunaSweeper:
         job_dir = self.sweep_dir / name
         (job_dir / rundir.STOP).unlink(missing_ok=True)
         device = self.free_devices.pop(0) if self.free_devices else None
-        shown = [f"{k}={_value_text(v)}" for k, v in trial.params.items()]
+        shown = [f"{k}={value_text(v)}" for k, v in trial.params.items()]
         overrides = [*shown, *(f"{k}={v}" for k, v in space.fixed.items())]
         if device is not None:
             overrides.append(f"{self.device_key}={device}" if self.device_key
                              else f"hydra.job.env_set.CUDA_VISIBLE_DEVICES={device.rpartition(':')[2]}")
         link = {"storage": self.shown_url, "study": self.study_name, "number": trial.number,
                 "pruner": self.pruner_name, "pruner_args": self.pruner_args}
-        link_text = _quoted(json.dumps(link, separators=(",", ":")))
+        link_text = quoted(json.dumps(link, separators=(",", ":")))
         overrides += [f"hydra.sweep.subdir={name}", f"hydra.job.env_set.{TRIAL_ENV}={link_text}"]
         if self.resumable:  # a retried or requeued (preempted) job continues from its last epoch checkpoint
             overrides.append("resume=true")

@@ -36,6 +36,32 @@ class Space:
     fixed: dict[str, str]  # fixed keys -> the override's value as a string (passed as key=value)
 
 
+def value_text(v: Any) -> str:
+    """A value (sampled, or a choice) as a Hydra override value."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, str) and not v.replace("_", "").replace("-", "").replace(".", "").replace("/", "").isalnum():
+        return quoted(v)
+    return str(v)
+
+
+def quoted(text: str) -> str:
+    """A single-quoted Hydra override value (JSON never holds a bare quote once ' is escaped as \\u0027)."""
+    return "'" + text.replace("'", "\\u0027") + "'"
+
+
+def edge_overrides(space: Space) -> list[str]:
+    """`key=value` for the ends of every searched range and every choice of a list: checked before a study
+    starts (sweep.cli.preflight), so that a value no trial could run is refused before any trial fails."""
+    edges = []
+    for key, d in space.distributions.items():
+        values = d.choices if isinstance(d, CategoricalDistribution) else (d.low, d.high)
+        edges += [f"{key}={value_text(v)}" for v in dict.fromkeys(values)]
+    return edges
+
+
 def parse_space(params: Optional[Mapping[str, Any]], arguments: Sequence[str]) -> Space:
     """The search space of `hydra.sweeper.params` (key -> expression) and the command-line `arguments`.
 

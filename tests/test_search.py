@@ -332,24 +332,33 @@ def test_too_many_failures_stop_the_sweep_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sweep_train_errors_and_diverged_runs_are_failed_trials(idx_root: Path, tmp_path: Path) -> None:
-    """A grid of four: num_hidden=-1 is a config error in the job; lr=1e30 diverges to NaN."""
+def test_diverged_runs_are_failed_trials_and_bad_values_are_refused_before_the_study(idx_root: Path,
+                                                                                    tmp_path: Path) -> None:
+    """lr=1e30 is a valid setting that diverges to NaN in its trial; a value no trial could run (a searched
+    choice, an end of a range, a fixed setting, a mistyped key) is refused before the study is created."""
     sweep_dir = tmp_path / "grid"
-    proc = run_cli("-m", "search=grid", *tiny(idx_root, "trainer.epochs=2"), "model.num_hidden=choice(8, -1)",
-                   "optimizer.lr=choice(0.05, 1e30)", "optimizer.momentum=0", f"hydra.sweep.dir={sweep_dir}",
-                   "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=1.0", cwd=tmp_path)
+    common = ["-m", "search=grid", *tiny(idx_root, "trainer.epochs=2"), "optimizer.momentum=0",
+              f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=1.0"]
+    proc = run_cli(*common, "model.num_hidden=choice(8, 16)", "optimizer.lr=choice(0.05, 1e30)", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     study = load_study(sweep_dir, "grid")
     assert len(study.trials) == 4
     for t in study.trials:
         error = json.loads((sweep_dir / f"trial_{t.number:04d}" / "trial.json").read_text())["error"]
-        if t.params["model.num_hidden"] == -1:
-            assert t.state.name == "FAIL" and "model.num_hidden=-1 is out of range" in t.user_attrs["failure"]
-            assert "out of range" in error
-        elif t.params["optimizer.lr"] > 1:
+        if t.params["optimizer.lr"] > 1:
             assert t.state.name == "FAIL" and "diverged" in t.user_attrs["failure"] and "diverged" in error
         else:
             assert t.state.name == "COMPLETE" and error is None
+
+    for bad, says in ((["model.num_hidden=choice(8, -1)"], ["the search space reaches model.num_hidden=-1",
+                                                              "must be at least 1"]),
+                      (["optimizer.lr=interval(-1, 1)"], ["the search space reaches optimizer.lr=-1.0", "above 0"]),
+                      (["model.dropout=1.5"], ["model.dropout=1.5 is out of range"]),
+                      (["model.num_hiden=choice(8, 16)"], ["did you mean model.num_hidden?"])):
+        other = tmp_path / "other"
+        proc = run_cli(*common, *bad, f"hydra.sweep.dir={other}", cwd=tmp_path)
+        assert_one_line_error(proc.returncode, proc.stderr, proc.stdout, *says)
+        assert proc.returncode == 2 and not other.exists()
 
 
 # --------------------------------------------------------------------------- samplers, workers, pruning

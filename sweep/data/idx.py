@@ -106,13 +106,12 @@ def read_idx(path: Path, kind: str) -> torch.Tensor:
         raise DataError(f"IDX file {path} is a damaged gzip file ({first_line(e)}): {GOOD_COPY}") from None
     except OSError as e:
         raise DataError(f"cannot read IDX file {path} ({e.strerror or first_line(e)}): check its permissions") from None
-    shape = "x".join(str(d) for d in dims)
+    says = f"{'x'.join(str(d) for d in dims)} = {need}" if len(dims) > 1 else str(need)
     if held < need:
-        raise DataError(f"IDX file {path} is truncated: its header says {shape} = {need} bytes of data, but it "
-                        f"holds {held}: {GOOD_COPY}")
-    if extra:
-        raise DataError(f"IDX file {path} holds {extra} bytes after the {shape} = {need} its header says: "
+        raise DataError(f"IDX file {path} is truncated: its header says {says} bytes of data, but it holds {held}: "
                         f"{GOOD_COPY}")
+    if extra:
+        raise DataError(f"IDX file {path} holds {extra} bytes after the {says} its header says: {GOOD_COPY}")
     array = np.frombuffer(data, dtype=np.uint8).reshape(dims)
     if kind == "labels" and need and int(array.max()) >= NUM_LABELS:
         at = int(np.argmax(array >= NUM_LABELS))

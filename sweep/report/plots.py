@@ -28,6 +28,7 @@ STATUS_COLORS = {"completed": "tab:blue", "pruned": "tab:orange", "failed": "tab
                  "running": "tab:green"}
 SPLITS = {"best_val_": "Best validation", "val_": "Validation", "train_": "Training", "test_": "Test"}
 DODGE_SPREAD_PT, DODGE_STEP_PT = 30.0, 7.0  # configurations sharing a value sit side by side, this far apart
+BESIDE_PT = 3.0  # a configuration's seeds are drawn this far left of its error bar, above it, so both show
 MIN_NOISE_SPANS = 4.0  # plot_params' y range spans at least this many pooled seed standard deviations
 STOPPED = {"pruned", "failed", "interrupted"}  # curves that end before trainer.epochs, marked with an x
 
@@ -258,14 +259,16 @@ def _plot_param(ax: Axes, runs: pd.DataFrame, key: str, column: str, scale: Scal
         offsets = np.zeros(len(x))
     else:  # in points: the values on the axis stay exact
         offsets = _slot_offsets(x, grouped, spread=DODGE_SPREAD_PT, step=DODGE_STEP_PT)
-    for shift in np.unique(offsets[drawn]):
-        at = drawn & (offsets == shift)
+    beside = offsets - np.where(grouped >= 0, BESIDE_PT, 0.0)  # a configuration's seeds just left of its bar
+    for shift in np.unique(beside[drawn]):
+        at = drawn & (beside == shift)
         transform = _shifted(ax, shift) if shift else ax.transData
         done, pruned = at & (status == "completed"), at & (status == "pruned")
-        ax.scatter(x[done], y[done], s=16, alpha=0.55, color="tab:blue", label="completed job", transform=transform)
+        ax.scatter(x[done], y[done], s=16, alpha=0.55, color="tab:blue", label="completed job", transform=transform,
+                   zorder=4)
         if pruned.any():
             ax.scatter(x[pruned], y[pruned], s=22, marker="x", color="tab:orange", label="pruned job (partial)",
-                       transform=transform)
+                       transform=transform, zorder=4)
     bars = stats.loc[stats.index.isin(np.unique(grouped[grouped >= 0]))]
     ys = list(y[drawn])
     if len(bars):

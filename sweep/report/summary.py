@@ -232,7 +232,7 @@ def ranking_title(runs: pd.DataFrame) -> str:
     """What the table's order means: the monitored validation column, in its direction; test never ranks.
     When the jobs monitored different metrics, it says so, and which one (the most common) ranks."""
     col, direction = ranked_metric(runs)
-    title = (f"{len(runs)} jobs, ranked on {col} ({'highest' if direction == 'maximize' else 'lowest'} first; "
+    title = (f"{len(runs)} job{'' if len(runs) == 1 else 's'}, ranked on {col} ({'highest' if direction == 'maximize' else 'lowest'} first; "
              "validation only: test numbers are shown, never used to rank or to pick the best)")
     monitors = runs.attrs.get("monitors")
     if monitors:
@@ -281,9 +281,9 @@ def _best_lines(runs: pd.DataFrame) -> list[str]:
         if groups:
             lines.append("seed noise unknown: fewer than two configurations have two or more completed seeds")
     elif noise[1]:
-        lines.append(f"within seed noise: {noise[0]}; the runner-up may be as good: run more seeds to tell them apart")
+        lines.append(f"{noise[0]}: the runner-up may be as good; run more seeds to tell them apart")
     else:
-        lines.append(f"beyond seed noise: {noise[0]}")
+        lines.append(noise[0])
     return lines
 
 
