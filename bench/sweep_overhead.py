@@ -31,9 +31,7 @@ def one_run(root: Path, sweep_dir: Path, n_trials: int) -> dict:
     for history in sweep_dir.glob("trial_*/history.csv"):
         rows = list(csv.DictReader(history.open()))
         compute += float(rows[-1]["seconds"])
-    reads = (proc.stdout + proc.stderr).count("loaded mnist training split")
-    return {"wall": wall, "compute": compute, "trials": len(list(sweep_dir.glob("trial_*/metrics.json"))),
-            "reads": reads}
+    return {"wall": wall, "compute": compute, "trials": len(list(sweep_dir.glob("trial_*/metrics.json")))}
 
 
 def main() -> None:
@@ -49,14 +47,12 @@ def main() -> None:
             r["fraction"] = r["overhead"] / per_trial
             results.append(r)
             print(f"run {i}: {n_trials} trials in {r['wall']:.1f} s; per trial {per_trial:.3f} s, of which training "
-                  f"{per_compute:.3f} s and overhead {r['overhead']:.3f} s ({100 * r['fraction']:.0f}%); "
-                  f"training split read {r['reads']} time(s)", flush=True)
+                  f"{per_compute:.3f} s and overhead {r['overhead']:.3f} s ({100 * r['fraction']:.0f}%)", flush=True)
     med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
     print(f"\n{n_trials}-trial Optuna search, {runs} run(s), medians:")
     print(f"  wall time of the search        {med('wall'):8.2f} s")
     print(f"  per trial: training itself     {med('compute') / n_trials:8.3f} s")
     print(f"  per trial: overhead            {med('overhead'):8.3f} s  ({100 * med('fraction'):.0f}% of a trial)")
-    print(f"  reads of the training split    {med('reads'):8.0f} per search process")
 
 
 if __name__ == "__main__":
