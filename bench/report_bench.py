@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from common import run_timed
 
@@ -94,9 +95,10 @@ def make_sweep(sweep_dir: Path, n_jobs: int, task: str = "binary") -> Path:
     """n_jobs job folders over a hidden x lr x seed grid, as `-m model.num_hidden=... optimizer.lr=... seed=...`."""
     rng = np.random.default_rng(0)
     sweep_dir.mkdir(parents=True)
-    (sweep_dir / "multirun.yaml").write_text("hydra:\n  sweeper:\n    _target_: hydra._internal.core_plugins."
-                                             "basic_sweeper.BasicSweeper\n")
     seeds = range(1, n_jobs // (len(HIDDEN) * len(LRS)) + 2)
+    declared = [f"model.num_hidden={','.join(map(str, HIDDEN))}", f"optimizer.lr={','.join(map(str, LRS))}",
+                f"seed={','.join(map(str, seeds))}"]  # Hydra's record of the sweep: what the report reads
+    (sweep_dir / rundir.MULTIRUN).write_text(yaml.safe_dump({"hydra": {"overrides": {"task": declared}}}))
     grid = itertools.product(seeds, HIDDEN, LRS)  # seed varies slowest
     for n, (seed, hidden, lr) in zip(range(n_jobs), grid):
         fate = ("running" if n == n_jobs - 1 else "interrupted" if n == n_jobs - 2 else

@@ -244,6 +244,8 @@ def write_sweep(sweep_dir: Path, n_runs: int, seeds: int = 1, epochs: int = 15, 
     configuration's seeds scatter around its true quality with a standard deviation of 0.004."""
     import yaml
 
+    from sweep import rundir
+
     rng = np.random.default_rng(rng_seed)
     configs = _grid(max(1, -(-n_runs // seeds)))
     points = [(c, s) for c in configs for s in range(1, seeds + 1)][:n_runs]
@@ -251,9 +253,7 @@ def write_sweep(sweep_dir: Path, n_runs: int, seeds: int = 1, epochs: int = 15, 
     task = [f"{k}={','.join(map(str, v))}" for k, v in swept.items()]
     task += [f"seed={','.join(map(str, range(1, seeds + 1)))}"] if seeds > 1 else []
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
-        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
-        "overrides": {"task": task, "hydra": []}}}))
+    (sweep_dir / rundir.MULTIRUN).write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task, "hydra": []}}}))
     for n, (config, seed) in enumerate(points):
         overrides = [f"{k}={v}" for k, v in config.items()] + ([f"seed={seed}"] if seeds > 1 else [])
         quality = _fake_quality(config) + float(rng.normal(0, 0.004))

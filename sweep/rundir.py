@@ -19,10 +19,13 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from sweep import atomic
 from sweep.errors import RunDirError
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 log = logging.getLogger(__name__)
 
@@ -237,18 +240,48 @@ def resume_state(run_dir: Path, config: dict, resume: bool) -> tuple[Optional[di
     return state, interrupted
 
 
-# Overrides that say how a run was launched or where its files are, not what it trains.
-LAUNCH_KEYS = ("resume", "search", "data.root", "data.path")
+# Overrides that say how a run was launched, not what it trained: no report column, not in a rerun, not in
+# curves.png's title (which also leaves out where the data is: FOLDER_KEYS).
+LAUNCH_KEYS = frozenset({"resume", "search"})
+FOLDER_KEYS = frozenset({"data.root", "data.path"})
+
+
+def is_launch_key(key: str) -> bool:
+    return key.startswith(("hydra.", "hydra/")) or key == "hydra" or key in LAUNCH_KEYS
+
+
+def declared_sweeps(sweep_dir: Path) -> list[Override]:
+    """The sweeps (comma lists, choice(), range(), interval(), glob()) on the command line of a basic
+    multirun, from its SWEEP_DIR/multirun.yaml, parsed by Hydra's override parser; [] when it records none."""
+    import yaml
+
+    try:
+        task = yaml.safe_load((Path(sweep_dir) / MULTIRUN).read_text())["hydra"]["overrides"]["task"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []
+    items = [str(o) for o in task or [] if "," in str(o) or "(" in str(o)]  # a sweep lists values, or calls
+    if not items:
+        return []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    sweeps = []
+    for item in items:
+        try:
+            override = parser.parse_override(item)
+        except HydraException:
+            continue
+        if override.is_sweep_override():
+            sweeps.append(override)
+    return sweeps
 
 
 def swept_values(run_dir: Path) -> list[str]:
     """What sets this run apart, from Hydra's record: in a sweep's job, its values of the swept keys (comma
     lists, choice(), range() or interval() on the command line, and hydra.sweeper.params); in a single run,
-    the command line's overrides. Launch keys (hydra.*, resume, data folders) are left out."""
+    the command line's overrides. Launch keys (hydra.*, resume) and data folders are left out."""
     import yaml
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
 
     try:
         task = [str(o) for o in yaml.safe_load((run_dir / HYDRA / OVERRIDES).read_text()) or []]
@@ -256,17 +289,14 @@ def swept_values(run_dir: Path) -> list[str]:
         swept: Optional[set[str]] = None
         if hydra.get("mode") == "MULTIRUN":
             swept = set((hydra.get("sweeper") or {}).get("params") or {})
-            master = Path(hydra["runtime"]["cwd"]) / hydra["sweep"]["dir"] / MULTIRUN  # Hydra's basic sweeper's
-            if master.is_file():
-                given = yaml.safe_load(master.read_text())["hydra"]["overrides"]["task"] or []
-                swept |= {o.get_key_element() for o in OverridesParser.create().parse_overrides([str(g) for g in given])
-                          if o.is_sweep_override()}
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError, HydraException):
+            sweep_dir = Path(hydra["runtime"]["cwd"]) / hydra["sweep"]["dir"]  # as given: maybe relative
+            swept |= {o.key_or_group for o in declared_sweeps(sweep_dir)}
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         return []
     values = []
     for o in task:
         key = o.partition("=")[0].lstrip("+~")
-        if (swept is None or key in swept) and not key.startswith("hydra") and key not in LAUNCH_KEYS:
+        if (swept is None or key in swept) and not is_launch_key(key) and key not in FOLDER_KEYS:
             values.append(o)
     return values
 

@@ -31,10 +31,9 @@ METRIC_ORDER = ("loss", "acc", "rmse", "mae")
 # Private row keys, dropped once the DataFrame is built:
 MONITOR = "\0monitor"  # each job's (monitor, direction) from metrics.json: decides the ranking
 RECORDED = "\0recorded"  # whether the job's overrides could be read: only then does a missing key mean "not set"
-# Overrides that say how a job was launched, not what it trained: no parameter column, not in a rerun.
-LAUNCH_KEYS = {"resume", "search"}
-# ...except that a search overlay may also set what is trained (search=fashion_budget sets the data,
-# the optimizer and the schedule): a rerun keeps it. In a single run its sweeper settings do nothing.
+# Launch keys (sweep.rundir.LAUNCH_KEYS) get no parameter column and stay out of a rerun, except that a
+# search overlay may also set what is trained (search=fashion_budget sets the data, the optimizer and the
+# schedule): a rerun keeps it. In a single run its sweeper settings do nothing.
 RERUN_KEEPS = {"search"}
 RUNNING_WINDOW_S = 60.0  # a job without metrics.json that wrote something this recently is still running
 TRIAL_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
@@ -102,10 +101,6 @@ def split_override(item: str) -> tuple[str, str] | None:
     return key.lstrip("+~"), value
 
 
-def is_launch_key(key: str) -> bool:
-    return key.startswith(("hydra.", "hydra/")) or key == "hydra" or key in LAUNCH_KEYS
-
-
 def sweep_cwd(job_dir: Path) -> Optional[str]:
     """The working directory the job was launched from (hydra.runtime.cwd), when Hydra recorded it."""
     try:
@@ -167,7 +162,7 @@ def _job_row(job_dir: Path, name: str, trial: Optional[dict], now: float) -> dic
     row: dict = {"job": name, "path": str(job_dir), RECORDED: items is not None}
     for item in items or []:
         pair = split_override(item)
-        if pair is not None and not is_launch_key(pair[0]):
+        if pair is not None and not rundir.is_launch_key(pair[0]):
             row[pair[0]] = pair[1]
     metrics = rundir.read_metrics(job_dir)
     if metrics is not None:

@@ -21,7 +21,6 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from sweep import rundir
 from sweep.report.runs import param_columns
@@ -41,25 +40,14 @@ class Scale:
 
 
 def declared_values(sweep_dir: Path) -> dict[str, list]:
-    """The values a basic multirun declared for each swept key (`key=a,b,c`, `key=range(1,4)`), parsed by
-    Hydra's override parser as the basic sweeper parses them; {} when multirun.yaml records none."""
-    try:
-        task = yaml.safe_load((Path(sweep_dir) / rundir.MULTIRUN).read_text())["hydra"]["overrides"]["task"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return {}
-    items = [str(o) for o in task or [] if "," in str(o) or "(" in str(o)]  # only sweeps list several values
-    if not items:
-        return {}
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    """The values a basic multirun declared for each swept key (`key=a,b,c`, `key=range(1,4)`), as the basic
+    sweeper lists them; {} when multirun.yaml records none."""
     from hydra.errors import HydraException
 
-    parser = OverridesParser.create()
     values: dict[str, list] = {}
-    for item in items:
+    for override in rundir.declared_sweeps(sweep_dir):
         try:
-            override = parser.parse_override(item)
-            if override.is_sweep_override():
-                values[override.key_or_group] = list(override.sweep_iterator())
+            values[override.key_or_group] = list(override.sweep_iterator())
         except (HydraException, ValueError, TypeError):
             continue  # an interval(...) or glob(...): no list of values to read
     return values

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from sweep import rundir
-from sweep.report.runs import (RERUN_KEEPS, is_launch_key, metric_columns, natural_key, overrides, param_columns,
+from sweep.report.runs import (RERUN_KEEPS, metric_columns, natural_key, overrides, param_columns,
                                ranked_metric, split_override, sweep_cwd)
 
 
@@ -107,7 +107,8 @@ def rerun_command(row: pd.Series) -> str:
     """
     job_dir = Path(row["path"])
     kept = [item for item in overrides(job_dir) or []
-            if (pair := split_override(item)) is None or not is_launch_key(pair[0]) or pair[0] in RERUN_KEEPS]
+            if (pair := split_override(item)) is None or not rundir.is_launch_key(pair[0])
+            or pair[0] in RERUN_KEEPS]
     cmd = shlex.join(["python", "-m", "sweep.train", *kept, f"hydra.run.dir={rerun_path(row)}"])
     cwd = sweep_cwd(job_dir)
     if cwd is not None and Path(cwd).resolve() != Path.cwd().resolve():
@@ -232,7 +233,8 @@ def ranking_title(runs: pd.DataFrame) -> str:
     """What the table's order means: the monitored validation column, in its direction; test never ranks.
     When the jobs monitored different metrics, it says so, and which one (the most common) ranks."""
     col, direction = ranked_metric(runs)
-    title = (f"{len(runs)} job{'' if len(runs) == 1 else 's'}, ranked on {col} ({'highest' if direction == 'maximize' else 'lowest'} first; "
+    order = "highest" if direction == "maximize" else "lowest"
+    title = (f"{len(runs)} job{'' if len(runs) == 1 else 's'}, ranked on {col} ({order} first; "
              "validation only: test numbers are shown, never used to rank or to pick the best)")
     monitors = runs.attrs.get("monitors")
     if monitors:
